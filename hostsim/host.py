@@ -1,0 +1,72 @@
+"""The host as one object: plugins loaded, registrations checked, tasks run."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TextIO
+
+import pluggy
+
+from hostsim.plugins import make_plugin_manager
+from hostsim.registry import Registry
+from hostsim.runner import RunResult, Runner
+from hostsim.task import load_task_file, load_task_text
+from robomail_plugin.schema import HostServices
+
+HOME_ENV = "HOSTSIM_HOME"
+
+
+def default_home() -> Path:
+    """hostsim's data folder: HOSTSIM_HOME, else the XDG data folder."""
+    if os.environ.get(HOME_ENV):
+        return Path(os.environ[HOME_ENV])
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "hostsim"
+
+
+class Host:
+    """Loads plugins through entry points and runs tasks with them."""
+
+    def __init__(self, pm: pluggy.PluginManager, *, home: Path, interactive: bool = False) -> None:
+        self.pm = pm
+        self.home = home
+        self.interactive = interactive
+        self.global_vars: dict[str, Any] = {}
+        pm.hook.robomail_configure.call_historic(
+            kwargs={"host": HostServices(data_dir=home / "data", hook=pm.hook, interactive=interactive)}
+        )
+        self.registry = Registry.collect(pm)
+
+    @classmethod
+    def load(
+        cls,
+        *,
+        home: Path | None = None,
+        interactive: bool = False,
+        extra_plugins: tuple[object, ...] = (),
+        load_entry_points: bool = True,
+    ) -> Host:
+        pm = make_plugin_manager(extra_plugins=extra_plugins, load_entry_points=load_entry_points)
+        return cls(pm, home=home or default_home(), interactive=interactive)
+
+    def runner(self, out: TextIO | None = None) -> Runner:
+        return Runner(
+            self.registry,
+            state_dir=self.home / "state",
+            out=out,
+            interactive=self.interactive,
+            global_vars=self.global_vars,
+        )
+
+    def run_text(
+        self, text: str, variables: dict[str, Any] | None = None, *, out: TextIO | None = None
+    ) -> RunResult:
+        task = load_task_text(text, self.registry)
+        return self.runner(out).run(task, variables)
+
+    def run_file(
+        self, path: str | Path, variables: dict[str, Any] | None = None, *, out: TextIO | None = None
+    ) -> RunResult:
+        task = load_task_file(path, self.registry)
+        return self.runner(out).run(task, variables)

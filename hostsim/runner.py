@@ -1,0 +1,340 @@
+"""Runs a task's steps: binds parameters, runs loops, keeps connections, handles errors.
+
+The run context is what actions see of the host (``schema.ActionContext``). Every line it logs
+passes through the masker, so no secret reaches the step log or ``--vars-out``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+import attrs
+import click
+
+from hostsim.task import Step, Task, TaskError, coerce, load_task_file
+from hostsim.variables import Masker, Variables, to_text
+from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
+
+SECRET_NAME_RE = re.compile(r"pass|secret|token|api_?key", re.IGNORECASE)
+LEVELS = ("debug", "info", "warning", "error")
+
+
+@attrs.frozen
+class ErrorInfo:
+    code: str
+    description: str
+    step: int
+    action: str
+    server_reply: str | None = None
+
+
+@attrs.define
+class RunResult:
+    ok: bool
+    variables: dict[str, Any]
+    log: list[str]
+    error: ErrorInfo | None = None
+    handled_by: str | None = None
+
+
+class _StopTask(Exception):
+    """Unwinds the step stack after an error the task does not continue from."""
+
+    def __init__(self, error: ErrorInfo) -> None:
+        self.error = error
+
+
+class RunContext:
+    """The host as one running task sees it."""
+
+    def __init__(
+        self,
+        *,
+        task_name: str,
+        variables: Variables,
+        masker: Masker,
+        state_dir: Path,
+        emit: Callable[[str], None],
+        interactive: bool,
+    ) -> None:
+        self.task_name = task_name
+        self.variables = variables
+        self.masker = masker
+        self.state_dir = state_dir
+        self._emit = emit
+        self.interactive = interactive
+        self.connections: dict[str, tuple[str, Closable]] = {}
+        self.current_step: Step | None = None
+
+    # logging and secrets
+    def log(self, message: str, level: str = "info") -> None:
+        level = level if level in LEVELS else "info"
+        where = f"[step {self.current_step.number}] " if self.current_step else ""
+        prefix = "" if level == "info" else f"{level.upper()}: "
+        self._emit(self.masker.mask(f"{where}{prefix}{message}"))
+
+    def add_secret(self, value: str) -> None:
+        self.masker.add(value)
+
+    def prompt(self, text: str, *, secret: bool = False) -> str:
+        if not (self.interactive and sys.stdin.isatty()):
+            raise ActionFailed(
+                f"{text}: no one is at the terminal to answer; give the value as a parameter",
+                code="input_needed",
+            )
+        value = str(click.prompt(text, hide_input=secret))
+        if secret:
+            self.add_secret(value)
+        return value
+
+    # variables
+    def get_variable(self, name: str, default: Any = None) -> Any:
+        return self.variables.get(name, default)
+
+    def set_variable(self, name: str, value: Any, scope: str = "local") -> None:
+        if not name:
+            raise ActionFailed("an output variable name is empty; give save_to a name", code="invalid_parameter")
+        self.variables.set(name, value, scope)
+        if SECRET_NAME_RE.search(name):
+            self.masker.add(to_text(value))
+
+    # connections
+    def open_connection(self, name: str, kind: str, session: Closable) -> None:
+        if name in self.connections:
+            raise ActionFailed(
+                f"a connection named {name!r} is already open; close it first or use another name",
+                code="connection_in_use",
+            )
+        self.connections[name] = (kind, session)
+
+    def connection(self, name: str, kind: str) -> Any:
+        if name not in self.connections:
+            open_names = ", ".join(sorted(self.connections)) or "none"
+            raise ActionFailed(
+                f"no connection named {name!r} is open (open: {open_names}); "
+                f"run a {kind.upper()} Open step with connection: {name} first",
+                code="connection_not_open",
+            )
+        actual, session = self.connections[name]
+        if actual != kind:
+            raise ActionFailed(
+                f"connection {name!r} is a {actual.upper()} connection; this action needs "
+                f"{kind.upper()}",
+                code="wrong_connection_kind",
+            )
+        return session
+
+    def close_connection(self, name: str, kind: str) -> Any:
+        session = self.connection(name, kind)
+        del self.connections[name]
+        return session
+
+    def close_all(self) -> None:
+        for name, (kind, session) in list(self.connections.items()):
+            try:
+                session.close()
+                self.log(f"closed {kind.upper()} connection {name!r} at the end of the task")
+            except Exception as exc:  # noqa: BLE001 - closing must go on for the others
+                self.log(f"closing {kind.upper()} connection {name!r} failed: {exc}", "warning")
+        self.connections.clear()
+
+    # state across runs
+    def _state_path(self, key: str) -> Path:
+        digest = hashlib.sha256(f"{self.task_name}\0{key}".encode()).hexdigest()[:24]
+        return self.state_dir / f"{digest}.json"
+
+    def load_state(self, key: str) -> dict[str, Any]:
+        path = self._state_path(key)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            self.log(f"task state {path} is damaged; starting afresh", "warning")
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def save_state(self, key: str, value: dict[str, Any]) -> None:
+        path = self._state_path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(value, fh)
+        os.replace(tmp, path)
+
+
+class Runner:
+    """Runs one task at a time against a registry of actions."""
+
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        state_dir: Path,
+        out: TextIO | None = None,
+        interactive: bool = False,
+        global_vars: dict[str, Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.state_dir = state_dir
+        self.out = out
+        self.interactive = interactive
+        self.global_vars = global_vars if global_vars is not None else {}
+
+    def run(self, task: Task, variables: dict[str, Any] | None = None) -> RunResult:
+        lines: list[str] = []
+
+        def emit(line: str) -> None:
+            lines.append(line)
+            if self.out is not None:
+                print(line, file=self.out, flush=True)
+
+        store = Variables(self.global_vars)
+        masker = Masker()
+        for name, value in {**task.variables, **(variables or {})}.items():
+            store.set(name, value)
+            if SECRET_NAME_RE.search(name):
+                masker.add(to_text(value))
+        store.set("IsError", False)
+        ctx = RunContext(
+            task_name=task.name,
+            variables=store,
+            masker=masker,
+            state_dir=self.state_dir,
+            emit=emit,
+            interactive=self.interactive,
+        )
+        ctx.log(f"task {task.name!r} started")
+        error: ErrorInfo | None = None
+        handled_by: str | None = None
+        try:
+            self._run_steps(ctx, task.steps, task.on_error)
+        except _StopTask as stop:
+            error = stop.error
+            if task.on_error not in ("stop", "continue"):
+                handled_by = self._run_handler(ctx, task, error)
+        finally:
+            ctx.current_step = None
+            ctx.close_all()
+            self.global_vars.update(store.globals)
+        ctx.log(f"task {task.name!r} {'failed' if error else 'finished'}")
+        return RunResult(
+            ok=error is None,
+            variables=masker.mask_value(store.merged()),
+            log=lines,
+            error=error,
+            handled_by=handled_by,
+        )
+
+    def _run_handler(self, ctx: RunContext, task: Task, error: ErrorInfo) -> str:
+        handler = Path(task.on_error)
+        if not handler.is_absolute() and task.source is not None:
+            handler = task.source.parent / handler
+        ctx.log(f"running the error handler task {handler}")
+        try:
+            handler_task = load_task_file(handler, self.registry)
+        except TaskError as exc:
+            ctx.log(f"the error handler cannot run: {exc}", "error")
+            return str(handler)
+        result = self.run(handler_task, variables=ctx.variables.merged())
+        for line in result.log:
+            ctx.log(f"handler: {line}")
+        return str(handler)
+
+    def _run_steps(self, ctx: RunContext, steps: tuple[Step, ...], on_error: str) -> None:
+        for step in steps:
+            try:
+                self._run_step(ctx, step, on_error)
+            except _StopTask:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a task error
+                error = self._error_info(ctx, step, exc)
+                ctx.current_step = step
+                ctx.log(f"{step.action.title} failed [{error.code}]: {error.description}", "error")
+                if error.server_reply:
+                    ctx.log(f"server said: {error.server_reply}", "error")
+                ctx.variables.set("IsError", True)
+                ctx.variables.set("LastErrorCode", error.code)
+                ctx.variables.set("LastErrorDescription", error.description)
+                ctx.variables.set("LastErrorStep", error.step)
+                if on_error != "continue":
+                    raise _StopTask(error) from None
+            else:
+                ctx.variables.set("IsError", False)
+
+    def _error_info(self, ctx: RunContext, step: Step, exc: Exception) -> ErrorInfo:
+        mask = ctx.masker.mask
+        if isinstance(exc, ActionFailed):
+            reply = mask(exc.server_reply) if exc.server_reply else None
+            return ErrorInfo(exc.code, mask(str(exc)), step.number, step.action.id, reply)
+        return ErrorInfo(
+            "internal_error", mask(f"{type(exc).__name__}: {exc}"), step.number, step.action.id
+        )
+
+    def _bind(self, ctx: RunContext, step: Step) -> dict[str, Any]:
+        spec: ActionSpec = step.action
+        bound: dict[str, Any] = {}
+        for p in spec.params:
+            if p.name in step.params and step.params[p.name] is not None:
+                raw = step.params[p.name]
+                value = (
+                    ctx.variables.expand_deep(raw)
+                    if p.type in (ParamType.JSON, ParamType.LIST)
+                    else ctx.variables.expand(to_text(raw)) if isinstance(raw, str) else raw
+                )
+                try:
+                    bound[p.name] = coerce(p, value)
+                except ValueError as exc:
+                    raise ActionFailed(
+                        f"parameter {p.name!r}: {exc}", code="invalid_parameter"
+                    ) from None
+            else:
+                default = p.default if p.has_default else None
+                bound[p.name] = list(default) if isinstance(default, list | tuple) else default
+            if p.required and bound[p.name] in (None, ""):
+                raise ActionFailed(f"parameter {p.name!r} is empty; it is required", code="invalid_parameter")
+            if p.secret:
+                ctx.add_secret(to_text(bound[p.name]))
+        return bound
+
+    def _describe(self, step: Step, params: dict[str, Any]) -> str:
+        shown = []
+        for p in step.action.params:
+            if p.name in step.params:
+                value = "***" if p.secret else to_text(params[p.name])
+                shown.append(f"{p.name}={value}")
+        return f"{step.action.title}" + (f" ({', '.join(shown)})" if shown else "")
+
+    def _run_step(self, ctx: RunContext, step: Step, on_error: str) -> None:
+        ctx.current_step = step
+        params = self._bind(ctx, step)
+        ctx.log(self._describe(step, params))
+        result = step.action.run(ctx, params)
+        if not step.action.loop:
+            return
+        iterator: Iterator[Any] = iter(result or ())
+        count = 0
+        progress = sys.stderr.isatty() and self.out is not None
+        try:
+            for _item in iterator:
+                count += 1
+                if progress and count % 50 == 0:
+                    print(f"\r  {step.action.title}: {count} done", end="", file=sys.stderr, flush=True)
+                self._run_steps(ctx, step.body, on_error)
+                ctx.current_step = step
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()
+            if progress and count >= 50:
+                print(file=sys.stderr)
+        ctx.current_step = step
+        ctx.log(f"{step.action.title}: {count} iteration(s)")

@@ -1,0 +1,210 @@
+"""Task files (YAML) turned into typed steps, validated once at load.
+
+Validation belongs to the edge: after ``load_task`` every step names a known action, every
+parameter is declared, required ones are present and literal values have the right type. Values
+that contain ``{variables}`` are checked again at run time, after expansion.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import yaml
+
+from hostsim.registry import Registry
+from robomail_plugin.schema import ActionSpec, Param, ParamType
+
+TRUE_WORDS = {"true", "yes", "1", "on"}
+FALSE_WORDS = {"false", "no", "0", "off", ""}
+TASK_KEYS = {"name", "variables", "on_error", "steps", "description"}
+STEP_KEYS = {"action", "params", "do", "comment"}
+
+
+class TaskError(Exception):
+    """A task file is malformed; the message names the file and step and says what to fix."""
+
+
+@attrs.frozen(kw_only=True)
+class Step:
+    number: int
+    action: ActionSpec
+    params: dict[str, Any]
+    body: tuple[Step, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"step {self.number} ({self.action.title})"
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    name: str
+    steps: tuple[Step, ...]
+    variables: dict[str, Any] = attrs.field(factory=dict)
+    on_error: str = "stop"  # "stop", "continue", or the path of a handler task file
+    source: Path | None = None
+
+
+def has_reference(value: Any) -> bool:
+    return isinstance(value, str) and "{" in value
+
+
+def coerce(param: Param, value: Any) -> Any:
+    """Turns a task value into the parameter's type; raises ValueError saying what is expected."""
+    kind = param.type
+    if value is None:
+        return None
+    if kind in (ParamType.STR, ParamType.PATH):
+        if isinstance(value, dict | list):
+            raise ValueError("expected text, got a list or mapping")
+        return value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    if kind is ParamType.CHOICE:
+        text = str(value).strip().lower()
+        for choice in param.choices:
+            if choice.lower() == text:
+                return choice
+        raise ValueError(f"expected one of {', '.join(param.choices)}; got {value!r}")
+    if kind is ParamType.BOOL:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in TRUE_WORDS:
+            return True
+        if text in FALSE_WORDS:
+            return False
+        raise ValueError(f"expected true or false; got {value!r}")
+    if kind is ParamType.INT:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number; got {value!r}")
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number; got {value!r}") from None
+    if kind is ParamType.FLOAT:
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a number; got {value!r}") from None
+    if kind is ParamType.LIST:
+        if isinstance(value, list):
+            return [str(v) for v in value]
+        text = str(value).strip()
+        if text.startswith("["):
+            try:
+                loaded = json.loads(text)
+            except ValueError:
+                loaded = None
+            if isinstance(loaded, list):
+                return [v if isinstance(v, str) else json.dumps(v) for v in loaded]
+        return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+    if kind is ParamType.JSON:
+        if isinstance(value, str):
+            text = value.strip()
+            if text[:1] in ("[", "{"):
+                try:
+                    return json.loads(text)
+                except ValueError as exc:
+                    raise ValueError(f"expected JSON: {exc}") from None
+        return value
+    raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - enum is closed
+
+
+class _Loader:
+    def __init__(self, registry: Registry, where: str) -> None:
+        self.registry = registry
+        self.where = where
+        self.counter = 0
+
+    def fail(self, message: str) -> TaskError:
+        return TaskError(f"{self.where}: {message}")
+
+    def steps(self, raw: Any, parent: str) -> tuple[Step, ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, list):
+            raise self.fail(f"{parent} must be a list of steps")
+        return tuple(self.step(item) for item in raw)
+
+    def step(self, raw: Any) -> Step:
+        self.counter += 1
+        number = self.counter
+        if not isinstance(raw, dict) or "action" not in raw:
+            raise self.fail(f"step {number}: each step needs 'action:' (an action id or title)")
+        unknown = set(raw) - STEP_KEYS
+        if unknown:
+            raise self.fail(
+                f"step {number}: unknown keys {', '.join(sorted(unknown))}; a step has "
+                f"{', '.join(sorted(STEP_KEYS))}"
+            )
+        spec = self.registry.action(str(raw["action"]))
+        if spec is None:
+            raise self.fail(
+                f"step {number}: unknown action {raw['action']!r}; `hostsim actions` lists them"
+            )
+        label = f"step {number} ({spec.title})"
+        params = raw.get("params") or {}
+        if not isinstance(params, dict):
+            raise self.fail(f"{label}: 'params' must be a mapping of name: value")
+        declared = {p.name: p for p in spec.params}
+        unknown = sorted(set(params) - set(declared))
+        if unknown:
+            raise self.fail(
+                f"{label}: unknown parameter(s) {', '.join(unknown)}; "
+                f"`hostsim describe {spec.id}` lists the parameters"
+            )
+        for p in spec.params:
+            if p.required and params.get(p.name) in (None, ""):
+                raise self.fail(f"{label}: parameter {p.name!r} is required ({p.help})")
+            value = params.get(p.name)
+            if p.name in params and value is not None and not has_reference(value):
+                try:
+                    coerce(p, value)
+                except ValueError as exc:
+                    raise self.fail(f"{label}: parameter {p.name!r}: {exc}") from None
+        if "do" in raw and not spec.loop:
+            raise self.fail(f"{label}: only loop actions take a 'do:' body; this one is not a loop")
+        body = self.steps(raw.get("do"), f"{label} 'do'")
+        return Step(number=number, action=spec, params=dict(params), body=body)
+
+
+def parse_task(data: Any, registry: Registry, *, where: str = "task", source: Path | None = None) -> Task:
+    """Validates a task already loaded from YAML."""
+    loader = _Loader(registry, where)
+    if not isinstance(data, dict):
+        raise loader.fail("a task file is a mapping with 'name' and 'steps'")
+    unknown = set(data) - TASK_KEYS
+    if unknown:
+        raise loader.fail(
+            f"unknown keys {', '.join(sorted(unknown))}; a task has {', '.join(sorted(TASK_KEYS))}"
+        )
+    if "steps" not in data:
+        raise loader.fail("no 'steps:' list")
+    variables = data.get("variables") or {}
+    if not isinstance(variables, dict):
+        raise loader.fail("'variables' must be a mapping of name: value")
+    on_error = str(data.get("on_error", "stop"))
+    if on_error not in ("stop", "continue") and not on_error.endswith((".yaml", ".yml")):
+        raise loader.fail("'on_error' must be stop, continue, or the path of a handler task (.yaml)")
+    name = str(data.get("name") or (source.stem if source else "task"))
+    steps = loader.steps(data["steps"], "'steps'")
+    return Task(name=name, steps=steps, variables=dict(variables), on_error=on_error, source=source)
+
+
+def load_task_text(text: str, registry: Registry, *, where: str = "task", source: Path | None = None) -> Task:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise TaskError(f"{where}: not valid YAML: {exc}") from None
+    return parse_task(data, registry, where=where, source=source)
+
+
+def load_task_file(path: str | Path, registry: Registry) -> Task:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise TaskError(f"{path}: cannot read the task file: {exc.strerror}") from None
+    return load_task_text(text, registry, where=str(path), source=path.resolve())

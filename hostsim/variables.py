@@ -1,0 +1,138 @@
+"""Task variables: scopes, ``{Name}`` / ``{json:Var.path}`` expansion, and secret masking."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+MASK = "***"
+MAX_DEPTH = 10  # expansion passes; stops a variable that refers to itself from looping forever
+
+_REF_RE = re.compile(r"\{(json:)?([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
+_PATH_RE = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
+
+
+def to_text(value: Any) -> str:
+    """How a value reads inside a string: JSON for structures, ``True``/``False`` for booleans."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return json.dumps(value, ensure_ascii=False)
+    if value is None:
+        return ""
+    return str(value)
+
+
+def stored_form(value: Any) -> Any:
+    """Variables hold text, numbers or booleans; structures are kept as JSON text."""
+    if isinstance(value, dict | list | tuple):
+        return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+    return value
+
+
+def _walk_json(value: Any, path: str) -> tuple[bool, Any]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return False, None
+    for key, index in _PATH_RE.findall(path):
+        try:
+            if index:
+                value = value[int(index)]
+            elif isinstance(value, dict):
+                value = value[key]
+            elif isinstance(value, list) and key.isdigit():
+                value = value[int(key)]
+            else:
+                return False, None
+        except (KeyError, IndexError, TypeError):
+            return False, None
+    return True, value
+
+
+class Variables:
+    """Global and task-run (local) variables; local shadows global."""
+
+    def __init__(self, global_vars: dict[str, Any] | None = None) -> None:
+        self.globals: dict[str, Any] = dict(global_vars or {})
+        self.locals: dict[str, Any] = {}
+
+    def set(self, name: str, value: Any, scope: str = "local") -> None:
+        if scope not in ("local", "global"):
+            raise ValueError(f"scope must be 'local' or 'global', not {scope!r}")
+        target = self.locals if scope == "local" else self.globals
+        target[name] = stored_form(value)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        if name in self.locals:
+            return self.locals[name]
+        return self.globals.get(name, default)
+
+    def has(self, name: str) -> bool:
+        return name in self.locals or name in self.globals
+
+    def merged(self) -> dict[str, Any]:
+        return {**self.globals, **self.locals}
+
+    def _lookup(self, match: re.Match[str]) -> str:
+        is_json, name, path = match.group(1), match.group(2), match.group(3)
+        if not self.has(name):
+            return match.group(0)
+        value = self.get(name)
+        if is_json:
+            found, value = _walk_json(value, path)
+            return to_text(value) if found else match.group(0)
+        if path:  # "{Msg.subject}" is not a plain reference: leave it as written
+            return match.group(0)
+        return to_text(value)
+
+    def expand(self, text: str) -> str:
+        """Replaces references to full depth; unknown ones stay as written."""
+        for _ in range(MAX_DEPTH):
+            expanded = _REF_RE.sub(self._lookup, text)
+            if expanded == text:
+                break
+            text = expanded
+        return text
+
+    def expand_deep(self, value: Any) -> Any:
+        """Expands every string inside lists and dicts (for JSON-typed parameters)."""
+        if isinstance(value, str):
+            return self.expand(value)
+        if isinstance(value, list):
+            return [self.expand_deep(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.expand_deep(v) for k, v in value.items()}
+        return value
+
+
+class Masker:
+    """Replaces every known secret value with ``***`` in text shown to people."""
+
+    def __init__(self) -> None:
+        self._secrets: set[str] = set()
+
+    def add(self, value: Any) -> None:
+        if isinstance(value, str) and len(value) >= 3:
+            self._secrets.add(value)
+
+    def add_all(self, values: Iterable[Any]) -> None:
+        for v in values:
+            self.add(v)
+
+    def mask(self, text: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            text = text.replace(secret, MASK)
+        return text
+
+    def mask_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.mask(value)
+        if isinstance(value, list):
+            return [self.mask_value(v) for v in value]
+        if isinstance(value, dict):
+            return {k: self.mask_value(v) for k, v in value.items()}
+        return value

@@ -1,0 +1,126 @@
+"""The errors robomail raises; each has a stable ``code`` a task can test in ``LastErrorCode``.
+
+All derive from ``schema.ActionFailed`` so any host reports them the same way. Messages say what
+is wrong and what to do, and never contain a secret.
+"""
+
+from __future__ import annotations
+
+from robomail_plugin.schema import ActionFailed
+
+
+class RobomailError(ActionFailed):
+    """Base of every robomail error."""
+
+    default_code = "robomail_error"
+
+    def __init__(self, message: str, *, code: str | None = None, server_reply: str | None = None):
+        super().__init__(message, code=code or self.default_code, server_reply=server_reply)
+
+
+# --- credentials -------------------------------------------------------------------------------
+
+
+class RecordInvalid(RobomailError):
+    """A record's fields are missing or malformed (raised before anything is stored)."""
+
+    default_code = "record_invalid"
+
+
+class RecordNotFound(RobomailError):
+    """No OAuth record has the given Record Name."""
+
+    default_code = "record_not_found"
+
+
+class RecordExists(RobomailError):
+    """A record with that Record Name exists already (names are unique)."""
+
+    default_code = "record_exists"
+
+
+class StoreError(RobomailError):
+    """The store cannot be read or written: a wrong key, a tampered value, a damaged file."""
+
+    default_code = "store_error"
+
+
+class ImportFileInvalid(RobomailError):
+    """An export file is malformed, of an unknown version, or its passphrase is wrong."""
+
+    default_code = "import_invalid"
+
+
+class AuthorizationFailed(RobomailError):
+    """Get Refresh Token did not complete (denied, wrong state, timeout, bad redirect)."""
+
+    default_code = "authorization_failed"
+
+
+class TokenError(RobomailError):
+    """The token endpoint refused; the user must act (``invalid_grant``, ``invalid_client``...)."""
+
+    default_code = "token_refused"
+
+
+class TokenTemporaryError(RobomailError):
+    """The token endpoint is unreachable or failing (429, 5xx, network) after retries."""
+
+    default_code = "token_temporary"
+
+
+# --- mail --------------------------------------------------------------------------------------
+
+
+class ConnectFailed(RobomailError):
+    """The server cannot be reached, TLS failed, or STARTTLS was required and not offered."""
+
+    default_code = "connect_failed"
+
+
+class LoginFailed(RobomailError):
+    """The server rejected the user name and password, or the OAuth token."""
+
+    default_code = "login_failed"
+
+
+class LoginTemporaryFailure(RobomailError):
+    """The server could not check the login now (its token check is down): try again later."""
+
+    default_code = "login_temporary"
+
+
+class MailProtocolError(RobomailError):
+    """The server refused a command (the literal reply is in ``server_reply``)."""
+
+    default_code = "server_error"
+
+
+class MessageNotFound(RobomailError):
+    """No message has that UID or number."""
+
+    default_code = "message_not_found"
+
+
+class InvalidParameter(RobomailError):
+    """A parameter value is wrong in a way only the action can tell."""
+
+    default_code = "invalid_parameter"
+
+
+class FileError(RobomailError):
+    """A file could not be read or written (missing attachment, existing target, bad folder)."""
+
+    default_code = "file_error"
+
+
+class ParseError(RobomailError):
+    """A message could not be parsed at all."""
+
+    default_code = "parse_error"
+
+
+class SendFailed(RobomailError):
+    """SMTP refused the message or every recipient."""
+
+    default_code = "send_failed"

@@ -1,0 +1,31 @@
+"""Shared fixtures: every test runs with its own robomail data folder and key."""
+
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+pytest_plugins = ["hostsim.testing", "mail_fixtures"]
+
+
+@pytest.fixture(autouse=True)
+def robomail_home(tmp_path, monkeypatch):
+    """Isolates user state: a fresh data folder and encryption key for each test."""
+    home = tmp_path / "robomail-home"
+    home.mkdir()
+    monkeypatch.setenv("ROBOMAIL_HOME", str(home))
+    monkeypatch.setenv("ROBOMAIL_KEY", base64.urlsafe_b64encode(os.urandom(32)).decode())
+    monkeypatch.setenv("HOSTSIM_HOME", str(tmp_path / "hostsim-home"))
+    monkeypatch.delenv("HOSTSIM_BLOCK_PLUGINS", raising=False)
+    monkeypatch.delenv("HOSTSIM_TRACE", raising=False)
+    return home
+
+
+@pytest.fixture
+def host(robomail_home):
+    """A host loaded through the real entry points, with this test's own data folders."""
+    from hostsim.host import Host
+
+    return Host.load()
