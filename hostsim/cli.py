@@ -1,0 +1,235 @@
+"""`hostsim`: a minimal automation host on the command line.
+
+Start-up stays light: mail, crypto and HTTP libraries load only when a command needs them.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from hostsim.host import Host
+from hostsim.manifest import MANIFEST_PATH, build_manifest, check_manifest, render
+from hostsim.registry import RegistrationError
+from hostsim.task import TaskError
+from robomail_plugin.schema import ActionSpec
+
+
+def _host(interactive: bool = False) -> Host:
+    try:
+        return Host.load(interactive=interactive)
+    except RegistrationError as exc:
+        raise click.ClickException(f"a plugin could not be loaded: {exc}") from None
+
+
+def _param_doc(p: Any) -> dict[str, Any]:
+    doc: dict[str, Any] = {"name": p.name, "type": p.type.value, "help": p.help}
+    if p.required:
+        doc["required"] = True
+    if p.has_default:
+        doc["default"] = p.default
+    if p.choices:
+        doc["choices"] = list(p.choices)
+    if p.secret:
+        doc["secret"] = True
+    if p.sets_variable:
+        doc["sets_variable"] = True
+    return doc
+
+
+def action_doc(spec: ActionSpec) -> dict[str, Any]:
+    return {
+        "id": spec.id,
+        "title": spec.title,
+        "category": spec.category,
+        "loop": spec.loop,
+        "description": spec.description,
+        "params": [_param_doc(p) for p in spec.params],
+        "errors": {e.code: e.meaning for e in spec.errors},
+    }
+
+
+@click.group()
+@click.version_option(package_name="robomail")
+def main() -> None:
+    """hostsim: load automation plugins, run task files, and try them on a private mail server."""
+
+
+@main.command()
+def plugins() -> None:
+    """List the loaded plugins (HOSTSIM_BLOCK_PLUGINS=a,b blocks some)."""
+    for name, dist in _host().registry.plugin_names():
+        click.echo(f"{name}\t{dist}")
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="print every action's full declaration")
+def actions(as_json: bool) -> None:
+    """List the actions the plugins offer."""
+    specs = sorted(_host().registry.actions.values(), key=lambda s: (s.category, s.title))
+    if as_json:
+        click.echo(json.dumps([action_doc(s) for s in specs], indent=2, ensure_ascii=False))
+        return
+    for spec in specs:
+        click.echo(f"{spec.id:<36} {spec.title}{'  (loop)' if spec.loop else ''}")
+
+
+@main.command()
+@click.argument("action")
+def describe(action: str) -> None:
+    """Show an action's parameters, the variables it sets and its error codes."""
+    spec = _host().registry.action(action)
+    if spec is None:
+        raise click.ClickException(f"no action {action!r}; `hostsim actions` lists them")
+    click.echo(f"{spec.title}  [{spec.id}]{'  (loop: takes a do: body)' if spec.loop else ''}")
+    if spec.description:
+        click.echo(f"  {spec.description}")
+    click.echo("parameters:")
+    for p in spec.params:
+        bits = [p.type.value]
+        if p.required:
+            bits.append("required")
+        elif p.has_default:
+            bits.append(f"default {p.default!r}")
+        if p.choices:
+            bits.append("one of " + "|".join(p.choices))
+        if p.secret:
+            bits.append("secret")
+        if p.sets_variable:
+            bits.append("names a variable it sets")
+        click.echo(f"  {p.name} ({', '.join(bits)}): {p.help}")
+    if spec.errors:
+        click.echo("error codes:")
+        for e in spec.errors:
+            click.echo(f"  {e.code}: {e.meaning}")
+
+
+def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--var")
+        out[name] = value
+    return out
+
+
+@main.command()
+@click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="set a variable")
+@click.option("--vars-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="write the final variables as JSON (secrets masked)")
+def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
+    """Run a task file; exits 1 when the task fails."""
+    host = _host(interactive=True)
+    try:
+        result = host.run_file(task_file, _parse_vars(pairs), out=sys.stdout)
+    except TaskError as exc:
+        raise click.ClickException(str(exc)) from None
+    if vars_out is not None:
+        vars_out.write_text(json.dumps(result.variables, indent=2, ensure_ascii=False) + "\n")
+    if not result.ok:
+        assert result.error is not None
+        click.echo(
+            f"task failed at step {result.error.step} [{result.error.code}]: "
+            f"{result.error.description}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.option("--check", "mode", flag_value="check", help="fail when manifests/ is out of date")
+@click.option("--write", "mode", flag_value="write", help="write manifests/ from the code")
+@click.option("--path", type=click.Path(path_type=Path), default=MANIFEST_PATH, show_default=True)
+def manifest(mode: str | None, path: Path) -> None:
+    """Print, check or write the plugin manifest."""
+    registry = _host().registry
+    if mode == "write":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render(build_manifest(registry)), encoding="utf-8")
+        click.echo(f"wrote {path}")
+    elif mode == "check":
+        problems = check_manifest(registry, path)
+        for problem in problems:
+            click.echo(problem, err=True)
+        if problems:
+            sys.exit(1)
+        click.echo(f"{path} is up to date")
+    else:
+        click.echo(render(build_manifest(registry)), nl=False)
+
+
+class EditorGroup(click.Group):
+    """`hostsim <record type> <command>`: commands come from the registered credential editor."""
+
+    def __init__(self, record_type: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.record_type = record_type
+
+    def _editor(self) -> Any:
+        editor = _host(interactive=True).registry.editors.get(self.record_type)
+        if editor is None:
+            raise click.ClickException(
+                f"no plugin registers a {self.record_type!r} credential editor; is robomail "
+                "installed and not blocked?"
+            )
+        return editor
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        try:
+            return [c.id.replace("_", "-") for c in self._editor().commands]
+        except click.ClickException:
+            return []
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from hostsim.commands import to_click_command
+
+        for command in self._editor().commands:
+            if command.id.replace("_", "-") == cmd_name:
+                return to_click_command(
+                    command,
+                    interactive=lambda: True,
+                    as_json=lambda: bool(ctx.params.get("as_json")),
+                )
+        return None
+
+
+@main.group(cls=EditorGroup, record_type="oauth")
+@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
+def oauth(as_json: bool) -> None:
+    """The OAuth parameters editor: records, Get Refresh Token, export and import."""
+
+
+@main.command("fake-provider")
+@click.option("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+def fake_provider(port: int) -> None:
+    """Serve the fake OAuth provider for development until Ctrl-C."""
+    from hostsim.fakeprovider import serve_forever
+
+    serve_forever(port=port)
+
+
+@main.command()
+def sandbox() -> None:
+    """Start a private Dovecot and fake OAuth provider, print how to connect, wait for Ctrl-C."""
+    from hostsim.demo import serve_sandbox
+
+    serve_sandbox()
+
+
+@main.command()
+@click.option("--keep-files", is_flag=True, help="keep the demo's folder and print where it is")
+def demo(keep_files: bool) -> None:
+    """Run the demo: sandbox + fake provider + a sample task, and print what happened."""
+    from hostsim.demo import run_demo
+
+    sys.exit(run_demo(keep_files=keep_files))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

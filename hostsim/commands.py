@@ -1,0 +1,111 @@
+"""Editor commands as command-line commands: each ``EditorCommand``'s params become options.
+
+Nothing about OAuth is written here: ``hostsim oauth ...`` is whatever the registered editor
+declares, so another plugin's editor gets a CLI the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from hostsim.task import coerce
+from hostsim.variables import Masker
+from robomail_plugin.schema import ActionFailed, EditorCommand, Param, ParamType
+
+
+class CommandContext:
+    """What a running editor command sees of the host (``schema.HostContext``)."""
+
+    def __init__(self, *, interactive: bool) -> None:
+        self.interactive = interactive
+        self.masker = Masker()
+
+    def log(self, message: str, level: str = "info") -> None:
+        prefix = "" if level == "info" else f"{level.upper()}: "
+        click.echo(self.masker.mask(f"{prefix}{message}"), err=True)
+
+    def add_secret(self, value: str) -> None:
+        self.masker.add(value)
+
+    def prompt(self, text: str, *, secret: bool = False) -> str:
+        if not (self.interactive and sys.stdin.isatty()):
+            raise ActionFailed(
+                f"{text}: no one is at the terminal to answer; give it as an option",
+                code="input_needed",
+            )
+        value = str(click.prompt(text, hide_input=secret, default="", show_default=False))
+        if secret:
+            self.add_secret(value)
+        return value
+
+
+def _option_name(param: Param) -> str:
+    return "--" + param.name.replace("_", "-")
+
+
+def _click_param(param: Param) -> click.Parameter:
+    help_text = param.help + (" (secret: leave out to be asked)" if param.secret else "")
+    if param.positional:
+        return click.Argument(
+            [param.name], required=param.required, nargs=-1 if param.type is ParamType.LIST else 1
+        )
+    if param.type is ParamType.BOOL:
+        name = param.name.replace("_", "-")
+        return click.Option(
+            [f"--{name}/--no-{name}", param.name],
+            default=bool(param.default) if param.has_default else False,
+            help=help_text,
+        )
+    kwargs: dict[str, Any] = {"help": help_text, "required": param.required}
+    if param.type is ParamType.CHOICE:
+        kwargs["type"] = click.Choice(param.choices, case_sensitive=False)
+    if param.type is ParamType.LIST:
+        kwargs["multiple"] = True
+    if param.has_default and param.default is not None and not param.secret:
+        kwargs["default"] = param.default
+        kwargs["show_default"] = True
+    return click.Option([_option_name(param), param.name], **kwargs)
+
+
+def to_click_command(
+    command: EditorCommand, *, interactive: Callable[[], bool], as_json: Callable[[], bool]
+) -> click.Command:
+    def callback(**given: Any) -> None:
+        params: dict[str, Any] = {}
+        for p in command.params:
+            value = given.get(p.name)
+            if p.type is ParamType.LIST:
+                value = list(value or ())
+            elif value is not None:
+                try:
+                    value = coerce(p, value)
+                except ValueError as exc:
+                    raise click.BadParameter(str(exc), param_hint=p.name) from None
+            params[p.name] = value
+        ctx = CommandContext(interactive=interactive())
+        for p in command.params:
+            if p.secret and isinstance(params.get(p.name), str):
+                ctx.add_secret(params[p.name])
+        try:
+            result = command.run(ctx, params)
+        except ActionFailed as exc:
+            click.echo(ctx.masker.mask(f"error [{exc.code}]: {exc}"), err=True)
+            sys.exit(1)
+        if as_json():
+            payload = {"message": result.message, "data": result.data}
+            click.echo(ctx.masker.mask(json.dumps(payload, indent=2, ensure_ascii=False)))
+        else:
+            click.echo(ctx.masker.mask(result.message))
+
+    return click.Command(
+        name=command.id.replace("_", "-"),
+        callback=callback,
+        params=[_click_param(p) for p in command.params],
+        help=command.help or command.label,
+        short_help=command.label,
+    )
