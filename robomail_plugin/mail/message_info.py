@@ -1,0 +1,399 @@
+"""The "Message info" JSON every mail action writes (loops, Parse Email, Check for Email).
+
+One place turns message bytes (whole, or headers only) into the dict of ACTIONS.md, so POP3, IMAP
+and Parse Email agree on every field. Hostile input never raises: a broken header is shown as
+written, an unknown or wrong charset decodes with replacement characters.
+
+The message is parsed with the ``compat32`` policy on purpose: it keeps raw header values and
+never runs the structured header parser (which can raise on, or crawl through, hostile headers);
+this module decodes RFC 2047 words, RFC 2231 parameters and 8-bit headers itself.
+"""
+
+from __future__ import annotations
+
+import binascii
+import codecs
+import email.errors
+import email.header
+import email.parser
+import email.policy
+import email.utils
+import re
+from email.message import Message
+from html.parser import HTMLParser
+from typing import Any
+
+from robomail_plugin.errors import ParseError
+
+_FOLD_RE = re.compile(r"\r?\n(?=[ \t])|\r(?=[ \t])")
+_SURROGATE_RE = re.compile("[\udc80-\udcff]")
+_MAX_DEPTH = 40  # nested multiparts deeper than this are not looked into (hostile input)
+_TEXT_TYPES = ("text/plain", "text/html")
+
+
+def parse_message(data: bytes | str | Message, *, headers_only: bool = False) -> Message:
+    """Parses message bytes (or text) into a ``Message``; raises only ``ParseError``."""
+    if isinstance(data, Message):
+        return data
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise ParseError(f"cannot parse a message from {type(data).__name__}; give bytes or text")
+    try:
+        parser = email.parser.BytesParser(policy=email.policy.compat32)
+        return parser.parsebytes(bytes(data), headersonly=headers_only)
+    except Exception as exc:  # the stdlib parser is lenient; anything else is a parse failure
+        raise ParseError(f"the message cannot be parsed: {type(exc).__name__}") from exc
+
+
+# --- text decoding -------------------------------------------------------------------------------
+
+
+def _codec(charset: str | None, fallback: str = "utf-8") -> str:
+    """A Python codec name for a declared charset, or ``fallback`` when it is unknown."""
+    if not charset:
+        return fallback
+    name = charset.strip().strip('"').lower()
+    if name in ("unknown-8bit", "x-unknown", "8bit", "default", ""):
+        return fallback
+    try:
+        return codecs.lookup(name).name
+    except (LookupError, ValueError):
+        return fallback
+
+
+def decode_bytes(raw: bytes, charset: str | None) -> str:
+    """Decodes body or header bytes with the declared charset, never raising.
+
+    Text declared as ASCII (or not declared) that is not ASCII is tried as UTF-8 first, then
+    Windows-1252, since that is what such mail almost always is.
+    """
+    codec = _codec(charset, fallback="ascii")
+    if codec == "ascii":
+        for guess in ("ascii", "utf-8"):
+            try:
+                return raw.decode(guess)
+            except UnicodeDecodeError:
+                continue
+        return raw.decode("cp1252", "replace")
+    try:
+        return raw.decode(codec, "replace")
+    except Exception:  # a codec that cannot even decode with replacement (rare, exotic)
+        return raw.decode("utf-8", "replace")
+
+
+def _fix_8bit(value: str) -> str:
+    """Raw 8-bit bytes in a header (kept as surrogates by the parser) decoded as UTF-8 or 1252."""
+    if not _SURROGATE_RE.search(value):
+        return value
+    raw = value.encode("utf-8", "surrogateescape")
+    return decode_bytes(raw, None)
+
+
+def decode_header_value(value: Any) -> str:
+    """Unfolds a raw header value and decodes RFC 2047 encoded words, never raising."""
+    if value is None:
+        return ""
+    if isinstance(value, email.header.Header):
+        value = str(value)
+    text = _fix_8bit(_FOLD_RE.sub("", str(value))).strip()
+    if "=?" not in text:
+        return text
+    try:
+        chunks = email.header.decode_header(text)
+    except (email.errors.HeaderParseError, binascii.Error, ValueError, LookupError):
+        return text
+    out: list[str] = []
+    for chunk, charset in chunks:
+        if isinstance(chunk, str):
+            out.append(chunk)
+        elif charset is None:
+            out.append(chunk.decode("raw-unicode-escape", "replace"))
+        else:
+            out.append(decode_bytes(chunk, charset))
+    return "".join(out).replace("\r", " ").replace("\n", " ")
+
+
+def header(msg: Message, name: str) -> str:
+    """The first header ``name``, decoded; empty when absent."""
+    for key, value in _raw_items(msg):
+        if key.lower() == name.lower():
+            return decode_header_value(value)
+    return ""
+
+
+def raw_header(msg: Message, name: str) -> str:
+    """The first header ``name`` unfolded but not decoded (for address and date parsing)."""
+    for key, value in _raw_items(msg):
+        if key.lower() == name.lower():
+            return _fix_8bit(_FOLD_RE.sub("", str(value))).strip()
+    return ""
+
+
+def _raw_items(msg: Message) -> list[tuple[str, Any]]:
+    try:
+        return list(msg.raw_items())
+    except Exception:
+        return []
+
+
+def header_list(msg: Message) -> list[list[str]]:
+    """Every header in order as ``[name, decoded value]`` (repeated headers kept)."""
+    return [[str(k), decode_header_value(v)] for k, v in _raw_items(msg)]
+
+
+def addresses(raw: str) -> list[tuple[str, str]]:
+    """``(display name, address)`` pairs of an address header, names decoded."""
+    if not raw:
+        return []
+    try:
+        pairs = email.utils.getaddresses([raw])
+    except Exception:
+        return []
+    return [(decode_header_value(n), a) for n, a in pairs if n or a]
+
+
+# --- parts ---------------------------------------------------------------------------------------
+
+
+def _safe(call: Any, default: Any) -> Any:
+    try:
+        return call()
+    except Exception:
+        return default
+
+
+def part_filename(part: Message) -> str | None:
+    """The file name of a part (RFC 2231 and RFC 2047 decoded), or None."""
+    name = _safe(lambda: part.get_filename(), None)
+    if name is None:
+        name = _safe(lambda: part.get_param("name"), None)
+        if isinstance(name, tuple):  # an RFC 2231 triple
+            name = _safe(lambda: email.utils.collapse_rfc2231_value(name), None)
+    if name is None:
+        return None
+    return decode_header_value(str(name))
+
+
+def _content_type(part: Message) -> str:
+    return _safe(lambda: part.get_content_type(), "application/octet-stream")
+
+
+def _disposition(part: Message) -> str | None:
+    return _safe(lambda: part.get_content_disposition(), None)
+
+
+def part_bytes(part: Message) -> bytes:
+    """The decoded payload of a leaf part (transfer encoding undone); never raises."""
+    payload = _safe(lambda: part.get_payload(decode=True), None)
+    if isinstance(payload, bytes):
+        return payload
+    raw = _safe(lambda: part.get_payload(), "")
+    if isinstance(raw, str):
+        return raw.encode("utf-8", "surrogateescape")
+    return b""
+
+
+def part_text(part: Message) -> str:
+    """The decoded text of a text part."""
+    return decode_bytes(part_bytes(part), _safe(lambda: part.get_content_charset(), None))
+
+
+def _message_bytes(part: Message) -> bytes:
+    return _safe(lambda: part.as_bytes(policy=email.policy.compat32), b"")
+
+
+class Attachment:
+    """One attachment found in a message: its decoded name, type and content."""
+
+    __slots__ = ("content_type", "name", "part")
+
+    def __init__(self, name: str | None, content_type: str, part: Message):
+        self.name = name
+        self.content_type = content_type
+        self.part = part
+
+    def payload(self) -> bytes:
+        """The attachment's bytes (a forwarded message as its full .eml text)."""
+        if self.content_type == "message/rfc822":
+            inner = _safe(lambda: self.part.get_payload(), None)
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                return _message_bytes(inner[0])
+        return part_bytes(self.part)
+
+    def info(self) -> dict[str, Any]:
+        return {"name": self.name or "", "size": len(self.payload()),
+                "content_type": self.content_type}
+
+
+def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attachment]]:
+    """The first text/plain body part, the first text/html one, and the attachments.
+
+    A leaf is an attachment when it is marked so, has a file name, or is not text; an attached
+    message (message/rfc822) is one attachment, not looked into.
+    """
+    text: Message | None = None
+    html: Message | None = None
+    found: list[Attachment] = []
+
+    def visit(part: Message, depth: int) -> None:
+        nonlocal text, html
+        ctype = _content_type(part)
+        payload = _safe(lambda: part.get_payload(), None)
+        if ctype.startswith("multipart/"):
+            if depth < _MAX_DEPTH and isinstance(payload, list):
+                for sub in payload:
+                    if isinstance(sub, Message):
+                        visit(sub, depth + 1)
+            return
+        disposition = _disposition(part)
+        name = part_filename(part)
+        if ctype == "message/rfc822" and depth > 0:
+            if not name and isinstance(payload, list) and payload:
+                subject = header(payload[0], "subject") if isinstance(payload[0], Message) else ""
+                name = (subject or "message") + ".eml"
+            found.append(Attachment(name, ctype, part))
+            return
+        if disposition == "attachment" or name or ctype not in _TEXT_TYPES:
+            body_like = not name and disposition != "attachment" and ctype.startswith("text/")
+            if depth == 0 and body_like:
+                if text is None:  # a single-part text/* message of another subtype: its body
+                    text = part
+                return
+            found.append(Attachment(name, ctype, part))
+            return
+        if ctype == "text/plain" and text is None:
+            text = part
+        elif ctype == "text/html" and html is None:
+            html = part
+        else:
+            found.append(Attachment(name, ctype, part))
+
+    visit(msg, 0)
+    return text, html, found
+
+
+# --- HTML to text --------------------------------------------------------------------------------
+
+
+class _TextExtractor(HTMLParser):
+    _BLOCK = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+                        "table", "ul", "ol", "blockquote", "pre", "hr", "section", "article"})
+    _SKIP = frozenset({"script", "style", "head", "title"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.skip = 0
+
+    def handle_starttag(self, tag: str, attrs: Any) -> None:
+        if tag in self._SKIP:
+            self.skip += 1
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self._SKIP:
+            self.skip = max(0, self.skip - 1)
+        elif tag in self._BLOCK:
+            self.out.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        if not self.skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    """Readable plain text from HTML: tags dropped, entities decoded, blocks on their own lines."""
+    parser = _TextExtractor()
+    try:
+        parser.feed(html)
+        parser.close()
+    except Exception:
+        return re.sub(r"<[^>]*>", " ", html).strip()
+    raw_lines = "".join(parser.out).split("\n")
+    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in raw_lines)
+    text = "\n".join(lines)
+    return re.sub(r"\n{3,}", "\n\n", text).strip()
+
+
+# --- the info dict -------------------------------------------------------------------------------
+
+
+def _date_iso(raw: str) -> str | None:
+    if not raw:
+        return None
+    try:
+        parsed = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return parsed.isoformat() if parsed is not None else None
+
+
+def _headers_only_has_attachments(msg: Message) -> bool:
+    ctype = _content_type(msg)
+    return ctype in ("multipart/mixed", "multipart/report") or (
+        not ctype.startswith(("multipart/", "text/")) or _disposition(msg) == "attachment"
+    )
+
+
+def message_info(
+    source: bytes | str | Message,
+    *,
+    number: int | None = None,
+    uid: int | str | None = None,
+    size: int | None = None,
+    flags: list[str] | tuple[str, ...] | None = None,
+    folder: str | None = None,
+    include_body: bool = True,
+    headers_only: bool = False,
+) -> dict[str, Any]:
+    """The Message info dict of ACTIONS.md for one message.
+
+    ``source`` is the message (bytes, text or a parsed ``Message``), or only its headers when
+    ``headers_only`` is true: then ``has_attachments`` is a guess from the top Content-Type
+    (multipart/mixed), ``attachments`` is empty and there is no body. ``size`` defaults to the
+    length of the bytes given. ``flags`` (IMAP) also sets ``seen``; without flags both are None.
+    ``body_text``/``body_html`` are present when ``include_body`` and the body was given;
+    ``body_text`` is derived from the HTML when there is no text part.
+    """
+    msg = parse_message(source, headers_only=headers_only)
+    if size is None and isinstance(source, bytes | bytearray):
+        size = len(source)
+    elif size is None and isinstance(source, str):
+        size = len(source.encode("utf-8", "surrogateescape"))
+    from_pairs = addresses(raw_header(msg, "from"))
+    from_name, from_address = from_pairs[0] if from_pairs else ("", "")
+    date_raw = header(msg, "date")
+    flag_list = [str(f) for f in flags] if flags is not None else None
+    info: dict[str, Any] = {
+        "number": number,
+        "uid": uid,
+        "message_id": header(msg, "message-id"),
+        "from": header(msg, "from"),
+        "from_address": from_address,
+        "from_name": from_name,
+        "to": header(msg, "to"),
+        "cc": header(msg, "cc"),
+        "reply_to": header(msg, "reply-to"),
+        "subject": header(msg, "subject"),
+        "date": date_raw,
+        "date_iso": _date_iso(date_raw),
+        "size": size,
+        "flags": flag_list,
+        "seen": ("\\Seen" in flag_list) if flag_list is not None else None,
+        "folder": folder,
+    }
+    if headers_only:
+        info["has_attachments"] = _headers_only_has_attachments(msg)
+        info["attachments"] = []
+        return info
+    text_part, html_part, found = walk_parts(msg)
+    info["has_attachments"] = bool(found)
+    info["attachments"] = [a.info() for a in found]
+    if include_body:
+        html = part_text(html_part) if html_part is not None else ""
+        text = part_text(text_part) if text_part is not None else html_to_text(html)
+        info["body_text"] = text
+        info["body_html"] = html
+    return info
