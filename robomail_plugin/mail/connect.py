@@ -1,0 +1,616 @@
+"""The one place that opens IMAP, POP3 and SMTP connections and logs in.
+
+Every mail action declares its connection parameters through ``connection_params`` and opens its
+connection through ``open_imap`` / ``open_pop3`` / ``open_smtp``, so TLS checks, timeouts, the OAuth
+retry on a rejected token and the wording of login errors are the same everywhere.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+import re
+import smtplib
+import socket
+import ssl
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+from imapclient import IMAPClient
+from imapclient import exceptions as imap_exc
+
+from robomail_plugin import errors
+from robomail_plugin.mail import sasl
+from robomail_plugin.schema import Param, ParamType
+
+PROTOCOLS = ("imap", "pop3", "smtp")
+DEFAULT_PORTS = {
+    ("imap", "ssl"): 993,
+    ("imap", "starttls"): 143,
+    ("imap", "none"): 143,
+    ("pop3", "ssl"): 995,
+    ("pop3", "starttls"): 110,
+    ("pop3", "none"): 110,
+    ("smtp", "ssl"): 465,
+    ("smtp", "starttls"): 587,
+    ("smtp", "none"): 587,
+}
+SECURITY_CHOICES = ("ssl", "starttls", "none")
+SASL_CHOICES = sasl.MECHANISMS
+
+LogFn = Callable[..., None]
+SecretFn = Callable[[str], None]
+
+
+def _auth_choices(protocol: str) -> tuple[str, ...]:
+    return ("password", "oauth", "none") if protocol == "smtp" else ("password", "oauth")
+
+
+def _default_security(protocol: str) -> str:
+    return "starttls" if protocol == "smtp" else "ssl"
+
+
+def connection_params(protocol: str) -> tuple[Param, ...]:
+    """The connection parameters every action of ``protocol`` declares (ACTIONS.md table)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}")
+    p = protocol.upper()
+    ports = "/".join(str(DEFAULT_PORTS[(protocol, s)]) for s in ("ssl", "starttls"))
+    return (
+        Param(name="server", required=True, help=f"{p} server host name or address."),
+        Param(
+            name="port",
+            type=ParamType.INT,
+            help=f"TCP port; empty or 0 = the standard port for the security ({ports}).",
+        ),
+        Param(
+            name="security",
+            type=ParamType.CHOICE,
+            choices=SECURITY_CHOICES,
+            default=_default_security(protocol),
+            help="ssl = implicit TLS; starttls = upgrade a plain connection (required: fails "
+            "when the server does not offer it); none = no encryption.",
+        ),
+        Param(
+            name="auth",
+            type=ParamType.CHOICE,
+            choices=_auth_choices(protocol),
+            default="password",
+            help="password = user name and password; oauth = an OAuth record"
+            + ("; none = no login." if protocol == "smtp" else "."),
+        ),
+        Param(name="username", help="User name for auth: password."),
+        Param(name="password", secret=True, help="Password for auth: password (secret)."),
+        Param(
+            name="oauth_record",
+            help="Record Name of the OAuth parameter set for auth: oauth; the user name is the "
+            "record's Client Account.",
+        ),
+        Param(
+            name="sasl",
+            type=ParamType.CHOICE,
+            choices=SASL_CHOICES,
+            default="xoauth2",
+            help="SASL mechanism for auth: oauth: xoauth2 or oauthbearer (RFC 7628).",
+        ),
+        Param(name="timeout", type=ParamType.INT, default=60, help="Network timeout in seconds."),
+        Param(
+            name="verify_tls",
+            type=ParamType.BOOL,
+            default=True,
+            help="Check the server certificate; false is insecure and logs a warning.",
+        ),
+        Param(
+            name="ca_file",
+            type=ParamType.PATH,
+            help="A CA certificate file (PEM) to trust instead of the system's CAs.",
+        ),
+    )
+
+
+CONNECTION_PARAM_NAMES = frozenset(p.name for p in connection_params("smtp"))
+
+
+@attrs.frozen(kw_only=True)
+class ConnectionSettings:
+    """Where and how to connect and log in; the password never shows in its repr."""
+
+    protocol: str = attrs.field(validator=attrs.validators.in_(PROTOCOLS))
+    server: str
+    port: int
+    security: str = attrs.field(validator=attrs.validators.in_(SECURITY_CHOICES))
+    auth: str = "password"
+    username: str = ""
+    password: str = attrs.field(default="", repr=False)
+    oauth_record: str = ""
+    sasl: str = attrs.field(default="xoauth2", validator=attrs.validators.in_(SASL_CHOICES))
+    timeout: float = 60.0
+    verify_tls: bool = True
+    ca_file: str | None = None
+
+    @classmethod
+    def from_params(cls, protocol: str, params: Mapping[str, Any]) -> ConnectionSettings:
+        """Builds settings from an action's params, checking what only makes sense together."""
+
+        def get(name: str, default: Any = None) -> Any:
+            value = params.get(name, default)
+            return default if value is None or value == "" else value
+
+        server = str(get("server", "")).strip()
+        if not server:
+            raise errors.InvalidParameter(f"{protocol.upper()}: the 'server' parameter is empty.")
+        security = str(get("security", _default_security(protocol))).lower()
+        if security not in SECURITY_CHOICES:
+            raise errors.InvalidParameter(
+                f"security {security!r} is not one of {', '.join(SECURITY_CHOICES)}."
+            )
+        try:
+            port = int(get("port", 0) or 0)
+        except (TypeError, ValueError) as exc:
+            raise errors.InvalidParameter(f"port {params.get('port')!r} is not a number.") from exc
+        if port == 0:
+            port = DEFAULT_PORTS[(protocol, security)]
+        if not 0 < port < 65536:
+            raise errors.InvalidParameter(f"port {port} is out of range (1-65535).")
+        auth = str(get("auth", "password")).lower()
+        if auth not in _auth_choices(protocol):
+            raise errors.InvalidParameter(
+                f"auth {auth!r} is not one of {', '.join(_auth_choices(protocol))} for "
+                f"{protocol.upper()}."
+            )
+        username = str(get("username", ""))
+        password = str(get("password", ""))
+        oauth_record = str(get("oauth_record", "")).strip()
+        if auth == "password" and not username:
+            raise errors.InvalidParameter(
+                "auth is 'password' but 'username' is empty: give username and password, or "
+                "use auth: oauth with an oauth_record."
+            )
+        if auth == "oauth" and not oauth_record:
+            raise errors.InvalidParameter(
+                "auth is 'oauth' but 'oauth_record' is empty: give the Record Name of an OAuth "
+                "parameter set."
+            )
+        mech = str(get("sasl", "xoauth2")).lower()
+        if mech not in SASL_CHOICES:
+            raise errors.InvalidParameter(f"sasl {mech!r} is not one of {', '.join(SASL_CHOICES)}.")
+        try:
+            timeout = float(get("timeout", 60))
+        except (TypeError, ValueError) as exc:
+            raise errors.InvalidParameter("timeout must be a number of seconds.") from exc
+        if timeout <= 0:
+            raise errors.InvalidParameter("timeout must be more than 0 seconds.")
+        verify = get("verify_tls", True)
+        if isinstance(verify, str):
+            verify = verify.strip().lower() not in ("false", "0", "no", "off")
+        ca_file = get("ca_file")
+        return cls(
+            protocol=protocol,
+            server=server,
+            port=port,
+            security=security,
+            auth=auth,
+            username=username,
+            password=password,
+            oauth_record=oauth_record,
+            sasl=mech,
+            timeout=timeout,
+            verify_tls=bool(verify),
+            ca_file=str(ca_file) if ca_file else None,
+        )
+
+    @property
+    def address(self) -> str:
+        return f"{self.server}:{self.port}"
+
+    def describe(self) -> str:
+        """``IMAP 127.0.0.1:993 (ssl)`` for messages."""
+        return f"{self.protocol.upper()} {self.address} ({self.security})"
+
+
+# --- TLS and errors ------------------------------------------------------------------------------
+
+
+def tls_context(settings: ConnectionSettings, log: LogFn | None = None) -> ssl.SSLContext:
+    """A verifying context (optionally trusting ``ca_file``); unverified only when asked."""
+    try:
+        ctx = ssl.create_default_context(cafile=settings.ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise errors.ConnectFailed(
+            f"Cannot read the CA file {settings.ca_file!r}: {exc}. Give a PEM file with the CA "
+            "certificate."
+        ) from exc
+    if not settings.verify_tls:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        if log is not None:
+            log(
+                f"TLS certificate checks are OFF for {settings.describe()}: the connection can "
+                "be intercepted. Use verify_tls: true (with ca_file if needed).",
+                "warning",
+            )
+    return ctx
+
+
+def _connect_error(settings: ConnectionSettings, exc: BaseException) -> errors.ConnectFailed:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        advice = (
+            "the server's certificate is not trusted or does not match the server name; give "
+            "the CA with ca_file, or check the server name"
+        )
+    elif isinstance(exc, ssl.SSLError):
+        advice = "TLS failed; check that security matches the port (ssl: 993/995/465)"
+    elif isinstance(exc, TimeoutError | socket.timeout):
+        advice = "no answer in time; check server, port and firewall, or raise timeout"
+    elif isinstance(exc, ConnectionRefusedError):
+        advice = "nothing listens there; check server and port"
+    elif isinstance(exc, socket.gaierror):
+        advice = "the server name cannot be resolved; check the server name"
+    else:
+        advice = "check server, port and security"
+    return errors.ConnectFailed(
+        f"Cannot connect to {settings.describe()}: {exc.__class__.__name__}: {exc}. {advice}."
+    )
+
+
+def _no_delay(sock: socket.socket | None) -> None:
+    # Auth continuations go out in two writes; without this each costs a Nagle delay (~45 ms).
+    if sock is None:
+        return
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _clean_imap_reply(message: str) -> str:
+    """``AUTHENTICATE command error: NO [b'[X] Y']`` -> ``NO [X] Y``."""
+    m = re.search(r"\b(NO|BAD)\s*\[b?['\"](.*)['\"]\]\s*$", message)
+    if m:
+        return f"{m.group(1)} {m.group(2)}"
+    m = re.search(r"failed: (.*)$", message)
+    return m.group(1) if m else message
+
+
+_TEMP_MARKERS = ("[UNAVAILABLE]", "[SYS/TEMP]", "TEMPORARY")
+
+
+def _is_temporary(reply: str) -> bool:
+    upper = reply.upper()
+    return any(m in upper for m in _TEMP_MARKERS) or upper.startswith("454")
+
+
+def _oauth_advice(settings: ConnectionSettings) -> str:
+    advice = (
+        f"Check the OAuth record {settings.oauth_record!r} (run `hostsim oauth test "
+        f"{settings.oauth_record}` or Get Refresh Token again) and that its Client Account and "
+        "Scope allow mail access"
+    )
+    if settings.protocol == "smtp":
+        advice += "; Microsoft 365 also needs SMTP AUTH enabled for the mailbox"
+    return advice + "."
+
+
+def _temporary(settings: ConnectionSettings, reply: str) -> errors.LoginTemporaryFailure:
+    return errors.LoginTemporaryFailure(
+        f"{settings.describe()} could not check the login right now (server said: {reply}). "
+        "This is usually the provider's token check being down; try again later.",
+        server_reply=reply,
+    )
+
+
+def _password_failed(settings: ConnectionSettings, reply: str) -> errors.LoginFailed:
+    return errors.LoginFailed(
+        f"{settings.describe()} rejected the login of user {settings.username!r} (server said: "
+        f"{reply}). Check the user name and password; some providers need an app password or "
+        "OAuth.",
+        server_reply=reply,
+    )
+
+
+class _Rejected(Exception):
+    """One OAuth attempt was refused; carries the server reply and the decoded challenge."""
+
+    def __init__(self, reply: str, challenge: sasl.ErrorChallenge | None) -> None:
+        super().__init__(reply)
+        self.reply = reply
+        self.challenge = challenge
+
+
+def _oauth_login(
+    settings: ConnectionSettings,
+    services: Any,
+    attempt: Callable[[bytes, sasl.OAuthMechanism], None],
+    add_secret: SecretFn | None = None,
+) -> None:
+    """Logs in with a cached token; on rejection drops it and retries once with a fresh one."""
+    record = services.store.get(settings.oauth_record)
+    user = record.client_account
+    last: _Rejected | None = None
+    for force in (False, True):
+        token = services.tokens.get_access_token(settings.oauth_record, force_refresh=force)
+        if add_secret is not None:
+            add_secret(token.value)
+        initial = sasl.initial_response(
+            settings.sasl, user, token.value, settings.server, settings.port
+        )
+        mech = sasl.OAuthMechanism(initial)
+        try:
+            attempt(initial, mech)
+            return
+        except _Rejected as exc:
+            if _is_temporary(exc.reply):
+                raise _temporary(settings, exc.reply) from None
+            last = exc
+            services.tokens.invalidate(settings.oauth_record)
+    assert last is not None
+    status = f"; decoded challenge: {last.challenge.describe()}" if last.challenge else ""
+    raise errors.LoginFailed(
+        f"{settings.describe()} rejected the OAuth token of {user!r} via "
+        f"{settings.sasl.upper()} (server said: {last.reply}{status}), also after fetching a "
+        f"fresh token. {_oauth_advice(settings)}",
+        server_reply=last.reply,
+    )
+
+
+# --- IMAP ----------------------------------------------------------------------------------------
+
+
+def open_imap(
+    settings: ConnectionSettings,
+    services: Any,
+    *,
+    log: LogFn | None = None,
+    add_secret: SecretFn | None = None,
+) -> IMAPClient:
+    """Connects, secures and logs in; returns a logged-in ``IMAPClient`` (UIDs on)."""
+    ctx = tls_context(settings, log) if settings.security != "none" else None
+    try:
+        client = IMAPClient(
+            settings.server,
+            port=settings.port,
+            ssl=settings.security == "ssl",
+            ssl_context=ctx,
+            timeout=settings.timeout,
+        )
+    except (OSError, imap_exc.IMAPClientError) as exc:
+        raise _connect_error(settings, exc) from None
+    try:
+        _no_delay(client.socket())
+        if settings.security == "starttls":
+            if not client.has_capability("STARTTLS"):
+                raise errors.ConnectFailed(
+                    f"{settings.describe()} does not offer STARTTLS, and security: starttls "
+                    "requires it. Use security: ssl (port 993) or check the server."
+                )
+            try:
+                client.starttls(ctx)
+            except (OSError, imap_exc.IMAPClientError) as exc:
+                raise _connect_error(settings, exc) from None
+            _no_delay(client.socket())
+        _imap_login(client, settings, services, add_secret)
+    except BaseException:
+        _imap_drop(client)
+        raise
+    return client
+
+
+def _imap_drop(client: IMAPClient) -> None:
+    with contextlib.suppress(Exception):  # best effort on an already failed connection
+        client.shutdown()
+
+
+def _imap_login(
+    client: IMAPClient, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+) -> None:
+    if settings.auth == "password":
+        try:
+            client.login(settings.username, settings.password)
+        except imap_exc.IMAPClientError as exc:
+            reply = _clean_imap_reply(str(exc))
+            if _is_temporary(reply):
+                raise _temporary(settings, reply) from None
+            raise _password_failed(settings, reply) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+        return
+
+    mech_name = settings.sasl.upper()
+    if not client.has_capability(f"AUTH={mech_name}"):
+        raise errors.LoginFailed(
+            f"{settings.describe()} does not offer AUTH={mech_name}. Try the other sasl "
+            "mechanism (xoauth2 / oauthbearer) or check that the server supports OAuth."
+        )
+
+    def attempt(_initial: bytes, mech: sasl.OAuthMechanism) -> None:
+        try:
+            # imaplib calls back once with the "+" and again with any error challenge.
+            client._command_and_check("authenticate", mech_name, mech)
+        except imap_exc.IMAPClientError as exc:
+            raise _Rejected(_clean_imap_reply(str(exc)), mech.error) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+
+    _oauth_login(settings, services, attempt, add_secret)
+
+
+# --- POP3 ----------------------------------------------------------------------------------------
+
+
+def open_pop3(
+    settings: ConnectionSettings,
+    services: Any,
+    *,
+    log: LogFn | None = None,
+    add_secret: SecretFn | None = None,
+) -> poplib.POP3:
+    """Connects, secures (STLS) and logs in (USER/PASS or AUTH with an initial response)."""
+    ctx = tls_context(settings, log) if settings.security != "none" else None
+    try:
+        if settings.security == "ssl":
+            pop: poplib.POP3 = poplib.POP3_SSL(
+                settings.server, settings.port, timeout=settings.timeout, context=ctx
+            )
+        else:
+            pop = poplib.POP3(settings.server, settings.port, timeout=settings.timeout)
+    except OSError as exc:
+        raise _connect_error(settings, exc) from None
+    try:
+        _no_delay(pop.sock)
+        if settings.security == "starttls":
+            try:
+                caps = pop.capa()
+            except poplib.error_proto:
+                caps = {}
+            if "STLS" not in caps:
+                raise errors.ConnectFailed(
+                    f"{settings.describe()} does not offer STLS, and security: starttls "
+                    "requires it. Use security: ssl (port 995) or check the server."
+                )
+            try:
+                pop.stls(context=ctx)
+            except (OSError, poplib.error_proto) as exc:
+                raise _connect_error(settings, exc) from None
+        _pop3_login(pop, settings, services, add_secret)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            pop.close()
+        raise
+    return pop
+
+
+def _pop3_login(
+    pop: poplib.POP3, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+) -> None:
+    if settings.auth == "password":
+        try:
+            pop.user(settings.username)
+            pop.pass_(settings.password)
+        except poplib.error_proto as exc:
+            reply = _text(exc.args[0] if exc.args else exc)
+            if _is_temporary(reply):
+                raise _temporary(settings, reply) from None
+            raise _password_failed(settings, reply) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+        return
+
+    mech_name = settings.sasl.upper()
+
+    def attempt(initial: bytes, mech: sasl.OAuthMechanism) -> None:
+        try:
+            resp = pop._shortcmd(f"AUTH {mech_name} {sasl.b64(initial)}")
+            # poplib treats "+ <challenge>" as success: it is the error challenge.
+            if resp.startswith(b"+ ") or resp == b"+":
+                mech.error = sasl.decode_error_challenge(resp[1:].strip())
+                pop._putline(b"")
+                resp = pop._getresp()
+                raise _Rejected(_text(resp), mech.error)
+        except poplib.error_proto as exc:
+            raise _Rejected(_text(exc.args[0] if exc.args else exc), mech.error) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+
+    _oauth_login(settings, services, attempt, add_secret)
+
+
+# --- SMTP ----------------------------------------------------------------------------------------
+
+
+def open_smtp(
+    settings: ConnectionSettings,
+    services: Any,
+    *,
+    log: LogFn | None = None,
+    add_secret: SecretFn | None = None,
+) -> smtplib.SMTP:
+    """Connects, says EHLO, secures (STARTTLS) and logs in unless ``auth`` is none."""
+    ctx = tls_context(settings, log) if settings.security != "none" else None
+    try:
+        if settings.security == "ssl":
+            smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+                settings.server, settings.port, timeout=settings.timeout, context=ctx
+            )
+        else:
+            smtp = smtplib.SMTP(settings.server, settings.port, timeout=settings.timeout)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise _connect_error(settings, exc) from None
+    try:
+        _no_delay(smtp.sock)
+        smtp.ehlo()
+        if settings.security == "starttls":
+            if not smtp.has_extn("starttls"):
+                raise errors.ConnectFailed(
+                    f"{settings.describe()} does not offer STARTTLS, and security: starttls "
+                    "requires it. Use security: ssl (port 465) or check the server."
+                )
+            try:
+                smtp.starttls(context=ctx)
+            except (OSError, smtplib.SMTPException) as exc:
+                raise _connect_error(settings, exc) from None
+            smtp.ehlo()
+        _smtp_login(smtp, settings, services, add_secret)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            smtp.close()
+        raise
+    return smtp
+
+
+def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
+    return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+
+
+def _smtp_login(
+    smtp: smtplib.SMTP, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+) -> None:
+    if settings.auth == "none":
+        return
+    if settings.auth == "password":
+        try:
+            smtp.login(settings.username, settings.password)
+        except smtplib.SMTPNotSupportedError:
+            raise errors.LoginFailed(
+                f"{settings.describe()} offers no login (no AUTH after EHLO). Use security: "
+                "starttls or ssl, or auth: none if the server relays without login."
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            reply = _smtp_reply(exc)
+            if exc.smtp_code == 454 or _is_temporary(reply):
+                raise _temporary(settings, reply) from None
+            raise _password_failed(settings, reply) from None
+        except smtplib.SMTPException as exc:
+            raise errors.LoginFailed(
+                f"{settings.describe()}: login not possible: {exc}. Check security and auth."
+            ) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+        return
+
+    mech_name = settings.sasl.upper()
+    offered = (smtp.esmtp_features.get("auth") or "").upper().split()
+    if mech_name not in offered:
+        raise errors.LoginFailed(
+            f"{settings.describe()} does not offer AUTH {mech_name} (offers: "
+            f"{' '.join(offered) or 'none'}). Try the other sasl mechanism, or security: "
+            "starttls; Microsoft 365 needs SMTP AUTH enabled for the mailbox."
+        )
+
+    def attempt(_initial: bytes, mech: sasl.OAuthMechanism) -> None:
+        def auth_object(challenge: bytes | None = None) -> str:
+            # smtplib calls this again with the error challenge: answer it with "".
+            return mech(challenge).decode("utf-8")
+
+        try:
+            smtp.auth(mech_name, auth_object, initial_response_ok=True)
+        except smtplib.SMTPResponseException as exc:
+            raise _Rejected(_smtp_reply(exc), mech.error) from None
+        except OSError as exc:
+            raise _connect_error(settings, exc) from None
+
+    _oauth_login(settings, services, attempt, add_secret)
