@@ -13,7 +13,15 @@ from typing import Any
 import click
 
 from hostsim.host import Host
-from hostsim.manifest import MANIFEST_PATH, build_manifest, check_manifest, render
+from hostsim.manifest import (
+    MANIFEST_PATH,
+    REFERENCE_PATH,
+    build_manifest,
+    check_manifest,
+    check_reference,
+    render,
+    render_action_reference,
+)
 from hostsim.registry import RegistrationError
 from hostsim.task import TaskError
 from robomail_plugin.schema import ActionSpec
@@ -147,14 +155,16 @@ def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
 @click.option("--write", "mode", flag_value="write", help="write manifests/ from the code")
 @click.option("--path", type=click.Path(path_type=Path), default=MANIFEST_PATH, show_default=True)
 def manifest(mode: str | None, path: Path) -> None:
-    """Print, check or write the plugin manifest."""
+    """Print, check or write the plugin manifest (and docs/actions.md, the action reference)."""
     registry = _host().registry
     if mode == "write":
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(render(build_manifest(registry)), encoding="utf-8")
-        click.echo(f"wrote {path}")
+        REFERENCE_PATH.parent.mkdir(parents=True, exist_ok=True)
+        REFERENCE_PATH.write_text(render_action_reference(registry), encoding="utf-8")
+        click.echo(f"wrote {path} and {REFERENCE_PATH}")
     elif mode == "check":
-        problems = check_manifest(registry, path)
+        problems = check_manifest(registry, path) + check_reference(registry, REFERENCE_PATH)
         for problem in problems:
             click.echo(problem, err=True)
         if problems:

@@ -11,6 +11,7 @@ from hostsim.registry import Registry
 from robomail_plugin.hookspecs import PROJECT_NAME
 
 MANIFEST_PATH = Path("manifests") / f"{PROJECT_NAME}.json"
+REFERENCE_PATH = Path("docs") / "actions.md"
 
 
 def build_manifest(registry: Registry, distribution: str = PROJECT_NAME) -> dict[str, Any]:
@@ -63,3 +64,52 @@ def check_manifest(registry: Registry, path: Path) -> list[str]:
         if expected.get(key) != actual.get(key):
             problems.append(f"{key!r} differs from the code; run `hostsim manifest --write`")
     return problems
+
+
+def _param_line(p: Any) -> str:
+    bits = [p.type.value]
+    if p.required:
+        bits.append("required")
+    elif p.has_default and p.default not in ("", None):
+        bits.append(f"default `{p.default}`")
+    if p.choices:
+        bits.append(" / ".join(f"`{c}`" for c in p.choices))
+    if p.secret:
+        bits.append("**secret**")
+    if p.sets_variable:
+        bits.append("names a variable it sets")
+    return f"| `{p.name}` | {', '.join(bits)} | {p.help} |"
+
+
+def render_action_reference(registry: Registry) -> str:
+    """docs/actions.md: every action's parameters and error codes, from the declarations."""
+    lines = [
+        "# Action reference",
+        "",
+        "Generated from the action declarations by `hostsim manifest --write`; do not edit.",
+        "`hostsim describe ACTION` prints the same for one action.",
+        "",
+    ]
+    specs = sorted(registry.actions.values(), key=lambda s: (s.category, s.title))
+    for category in dict.fromkeys(s.category for s in specs):
+        lines += [f"## {category}", ""]
+        for spec in (s for s in specs if s.category == category):
+            loop = " (loop: takes a `do:` body)" if spec.loop else ""
+            lines += [f"### {spec.title}{loop}", "", f"Id: `{spec.id}`. {spec.description}", ""]
+            if spec.params:
+                lines += ["| parameter | type | meaning |", "|---|---|---|"]
+                lines += [_param_line(p) for p in spec.params]
+                lines.append("")
+            if spec.errors:
+                lines += ["Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def check_reference(registry: Registry, path: Path) -> list[str]:
+    try:
+        on_disk = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        on_disk = ""
+    if on_disk != render_action_reference(registry):
+        return [f"{path} differs from the action declarations; run `hostsim manifest --write`"]
+    return []
