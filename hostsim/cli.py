@@ -227,9 +227,9 @@ def fake_provider(port: int) -> None:
 @main.command()
 def sandbox() -> None:
     """Start a private Dovecot and fake OAuth provider, print how to connect, wait for Ctrl-C."""
-    from hostsim.demo import serve_sandbox
+    from hostsim.sandbox import serve_forever
 
-    serve_sandbox()
+    serve_forever()
 
 
 @main.command()
