@@ -77,8 +77,12 @@ def ensure_folder(folder: str | os.PathLike[str]) -> Path:
 
 
 def _inside(folder: Path, target: Path) -> bool:
+    """True when ``target`` is a plain name directly in ``folder`` (the target itself may be a
+    planted link: writing never follows it)."""
+    if target.name in ("", ".", "..") or "/" in target.name or "\\" in target.name:
+        return False
     try:
-        return target.resolve().parent == folder
+        return target.parent.resolve() == folder
     except OSError:
         return False
 
@@ -154,7 +158,10 @@ def format_file_name(template: str, info: Mapping[str, Any]) -> str:
     def fill(m: re.Match[str]) -> str:
         value = info.get(m.group(1))
         return "" if value is None else str(value)
-    return safe_filename(_PLACEHOLDER_RE.sub(fill, template or "{uid}.eml"), default="message.eml")
+    name = _PLACEHOLDER_RE.sub(fill, template or "{uid}.eml").strip()
+    if name.startswith("."):  # "{uid}.eml" with no uid
+        name = "message" + name
+    return safe_filename(name, default="message.eml")
 
 
 def save_message(data: bytes, info: Mapping[str, Any], *, save_to_file: str | None = None,

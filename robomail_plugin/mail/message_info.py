@@ -11,6 +11,7 @@ this module decodes RFC 2047 words, RFC 2231 parameters and 8-bit headers itself
 
 from __future__ import annotations
 
+import base64
 import binascii
 import codecs
 import email.errors
@@ -18,6 +19,7 @@ import email.header
 import email.parser
 import email.policy
 import email.utils
+import quopri
 import re
 from email.message import Message
 from html.parser import HTMLParser
@@ -90,8 +92,61 @@ def _fix_8bit(value: str) -> str:
     return decode_bytes(raw, None)
 
 
+_ENCODED_WORD_RE = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([bBqQ])\?([^?\s]*)\?=")
+
+
+def _word_bytes(m: re.Match[str]) -> bytes | None:
+    encoding, payload = m.group(2).lower(), m.group(3)
+    try:
+        if encoding == "b":
+            return base64.b64decode(payload + "=" * (-len(payload) % 4), validate=False)
+        return quopri.decodestring(payload.replace("_", " ").encode("ascii", "replace"))
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _decode_words(text: str) -> str:
+    """Decodes the encoded words of ``text``; adjacent words of one charset are joined as bytes
+    first, so a character split across two words (common in real mail) survives."""
+    out: list[str] = []
+    pos = 0
+    pending: bytearray | None = None
+    pending_charset = ""
+
+    def flush() -> None:
+        nonlocal pending
+        if pending is not None:
+            cs = None if pending_charset.lower() in ("us-ascii", "ascii") else pending_charset
+            out.append(decode_bytes(bytes(pending), cs))
+            pending = None
+
+    for m in _ENCODED_WORD_RE.finditer(text):
+        between = text[pos:m.start()]
+        raw = _word_bytes(m)
+        adjacent = pending is not None and not between.strip(" \t")
+        if raw is None:
+            flush()
+            out.append(between + m.group(0))
+        elif adjacent and m.group(1).lower() == pending_charset.lower():
+            assert pending is not None
+            pending += raw
+        else:
+            flush()
+            if not adjacent:
+                out.append(between)
+            pending, pending_charset = bytearray(raw), m.group(1)
+        pos = m.end()
+    flush()
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def decode_header_value(value: Any) -> str:
-    """Unfolds a raw header value and decodes RFC 2047 encoded words, never raising."""
+    """Unfolds a raw header value and decodes RFC 2047 encoded words, never raising.
+
+    Each encoded word is decoded on its own: a broken word stays as written, an unknown charset
+    decodes as UTF-8 with replacement, and the others still decode.
+    """
     if value is None:
         return ""
     if isinstance(value, email.header.Header):
@@ -99,19 +154,7 @@ def decode_header_value(value: Any) -> str:
     text = _fix_8bit(_FOLD_RE.sub("", str(value))).strip()
     if "=?" not in text:
         return text
-    try:
-        chunks = email.header.decode_header(text)
-    except (email.errors.HeaderParseError, binascii.Error, ValueError, LookupError):
-        return text
-    out: list[str] = []
-    for chunk, charset in chunks:
-        if isinstance(chunk, str):
-            out.append(chunk)
-        elif charset is None:
-            out.append(chunk.decode("raw-unicode-escape", "replace"))
-        else:
-            out.append(decode_bytes(chunk, charset))
-    return "".join(out).replace("\r", " ").replace("\n", " ")
+    return _decode_words(text).replace("\r", " ").replace("\n", " ")
 
 
 def header(msg: Message, name: str) -> str:
@@ -195,8 +238,9 @@ def part_bytes(part: Message) -> bytes:
 
 
 def part_text(part: Message) -> str:
-    """The decoded text of a text part."""
-    return decode_bytes(part_bytes(part), _safe(lambda: part.get_content_charset(), None))
+    """The decoded text of a text part, with plain newlines."""
+    text = decode_bytes(part_bytes(part), _safe(lambda: part.get_content_charset(), None))
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _message_bytes(part: Message) -> bytes:
