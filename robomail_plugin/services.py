@@ -1,8 +1,28 @@
-"""The services actions share: the credential store and the token service, built lazily."""
+"""The services actions share: the credential store and the token service, built lazily.
+
+Configured once by the host (``robomail_configure``). The store is the one a host or fleet plugin
+returns from ``robomail_credential_store``, else the embedded SQLite store in ROBOMAIL_HOME (or
+the host's data folder). Provider presets are robomail's own plus every plugin's.
+"""
 
 from __future__ import annotations
 
-from robomail_plugin.schema import HostServices
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from robomail_plugin.credentials.presets import builtin_presets
+from robomail_plugin.credentials.store import CredentialStore, SQLiteCredentialStore
+from robomail_plugin.credentials.tokens import TokenService
+from robomail_plugin.errors import InvalidParameter
+from robomail_plugin.schema import HostServices, ProviderPreset
+
+HOME_ENV = "ROBOMAIL_HOME"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "robomail"
 
 
 class Services:
@@ -10,6 +30,86 @@ class Services:
 
     def __init__(self) -> None:
         self.host: HostServices | None = None
+        self._store: Any = None
+        self._store_home: Path | None = None
+        self._tokens: TokenService | None = None
+        self._tokens_home: Path | None = None
+        self._lock = threading.RLock()
 
     def configure(self, host: HostServices) -> None:
-        self.host = host
+        with self._lock:
+            self.host = host
+            self._store = None
+            self._store_home = None
+            self._tokens = None
+            self._tokens_home = None
+
+    @property
+    def home(self) -> Path:
+        """ROBOMAIL_HOME, else the host's data folder, else ~/.local/share/robomail."""
+        env = os.environ.get(HOME_ENV, "").strip()
+        if env:
+            return Path(env).expanduser()
+        if self.host is not None:
+            return Path(self.host.data_dir)
+        return default_home()
+
+    @property
+    def store(self) -> CredentialStore:
+        """The credential store (a plugin's, or the embedded one); built on first use."""
+        with self._lock:
+            home = self.home
+            if self._store is None or (self._store_home is not None and self._store_home != home):
+                replacement = None
+                if self.host is not None:
+                    replacement = self.host.hook.robomail_credential_store()
+                if replacement is not None:
+                    self._store, self._store_home = replacement, None
+                else:
+                    self._store, self._store_home = SQLiteCredentialStore(home), home
+            return self._store
+
+    @property
+    def tokens(self) -> TokenService:
+        """The token service (the one place that talks to token endpoints)."""
+        with self._lock:
+            home = self.home
+            if self._tokens is None or self._tokens_home != home:
+                from robomail_plugin.credentials.tokens import TokenEndpoint
+
+                self._tokens = TokenService(
+                    lambda: self.store,
+                    lock_dir=home / "locks",
+                    endpoint=TokenEndpoint(presets=self.providers),
+                )
+                self._tokens_home = home
+            return self._tokens
+
+    def providers(self) -> dict[str, ProviderPreset]:
+        """Built-in presets plus ``robomail_oauth_providers`` results; a key offered twice is an
+        error."""
+        builtins = {p.key: p for p in builtin_presets()}
+        result = dict(builtins)
+        if self.host is None:
+            return result
+        seen: set[str] = set()
+        for presets in self.host.hook.robomail_oauth_providers() or []:
+            for preset in presets or []:
+                if not isinstance(preset, ProviderPreset):
+                    raise InvalidParameter(
+                        f"A plugin offered an OAuth provider preset that is not a ProviderPreset: "
+                        f"{type(preset).__name__}."
+                    )
+                if preset.key in seen:
+                    raise InvalidParameter(
+                        f"Two plugins offer an OAuth provider preset with key {preset.key!r}; "
+                        "keys must be unique. Block one of the plugins."
+                    )
+                seen.add(preset.key)
+                if preset.key in builtins and preset != builtins[preset.key]:
+                    raise InvalidParameter(
+                        f"A plugin offers an OAuth provider preset with the built-in key "
+                        f"{preset.key!r}; choose another key."
+                    )
+                result[preset.key] = preset
+        return result

@@ -1,0 +1,598 @@
+"""The token service: the one place that talks to token endpoints (through requests-oauthlib).
+
+It turns a record's Refresh Token into an access token in hidden mode, keeps it in memory until
+shortly before it expires (never on disk), refreshes one record at a time across threads and
+processes, saves a rotated refresh token, and classifies failures: the user must act
+(``TokenError``) or it is worth trying later (``TokenTemporaryError``). A failed refresh never
+touches the stored refresh token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import requests
+from oauthlib.oauth2 import DeviceClient, OAuth2Error
+from requests_oauthlib import OAuth2Session
+
+from robomail_plugin.credentials.presets import preset_for_endpoint
+from robomail_plugin.credentials.records import OAuthRecord
+from robomail_plugin.errors import (
+    AuthorizationFailed,
+    RobomailError,
+    StoreError,
+    TokenError,
+    TokenTemporaryError,
+)
+from robomail_plugin.schema import ProviderPreset
+
+log = logging.getLogger(__name__)
+
+EARLY_REFRESH_S = 60.0
+DEFAULT_LIFETIME_S = 3600.0
+USER_MUST_ACT = frozenset(
+    {"invalid_grant", "invalid_client", "unauthorized_client", "interaction_required",
+     "consent_required", "login_required"}
+)
+TEMPORARY = frozenset({"temporarily_unavailable", "server_error"})
+DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+_AADSTS_RE = re.compile(r"\b(AADSTS\d+)\b")
+_CORRELATION_RE = re.compile(r"Correlation ID:\s*([0-9A-Fa-f-]{8,})")
+_TRACE_RE = re.compile(r"Trace ID:\s*([0-9A-Fa-f-]{8,})")
+
+
+class _QuietDebug(logging.Filter):
+    """requests-oauthlib and oauthlib log request bodies and tokens at DEBUG: drop those lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG
+
+
+for _name in ("requests_oauthlib.oauth2_session", "oauthlib"):
+    logging.getLogger(_name).addFilter(_QuietDebug())
+
+
+@attrs.frozen(kw_only=True)
+class AccessToken:
+    """A short-lived access token; kept in memory only."""
+
+    value: str = attrs.field(repr=False)
+    expires_at: float
+    record_name: str = ""
+    obtained_at: float = attrs.field(factory=time.time)
+
+    def fresh(self, margin: float = EARLY_REFRESH_S, now: float | None = None) -> bool:
+        return (now if now is not None else time.time()) < self.expires_at - margin
+
+
+@attrs.frozen(kw_only=True)
+class TokenGrant:
+    """What an authorization (code or device) gives: a refresh token and a first access token."""
+
+    refresh_token: str = attrs.field(repr=False)
+    access_token: AccessToken
+
+
+# --- http on loopback ---------------------------------------------------------------------------
+
+_insecure_lock = threading.Lock()
+_insecure_users = 0
+_insecure_was_set = False
+
+
+@contextlib.contextmanager
+def allow_loopback_http(url: str) -> Iterator[None]:
+    """oauthlib refuses http://; records only allow it on loopback (validated), so relax it there.
+
+    The relaxation lasts only while a loopback request is in flight.
+    """
+    global _insecure_users, _insecure_was_set
+    if not url.lower().startswith("http://"):
+        yield
+        return
+    with _insecure_lock:
+        if _insecure_users == 0:
+            _insecure_was_set = "OAUTHLIB_INSECURE_TRANSPORT" in os.environ
+            os.environ["OAUTHLIB_INSECURE_TRANSPORT"] = "1"
+        _insecure_users += 1
+    try:
+        yield
+    finally:
+        with _insecure_lock:
+            _insecure_users -= 1
+            if _insecure_users == 0 and not _insecure_was_set:
+                os.environ.pop("OAUTHLIB_INSECURE_TRANSPORT", None)
+
+
+# --- classification -----------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """A failure worth retrying (429, 5xx, network); carries a short reason, no secrets."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class _Refused(Exception):
+    """The endpoint answered with an OAuth error or an unusable answer."""
+
+    def __init__(self, error: str, description: str, status: int | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def _check_response(response: requests.Response) -> requests.Response:
+    """Compliance hook: 429/5xx are transient; a non-OAuth error page is a refusal with status."""
+    status = response.status_code
+    if status == 429 or status >= 500:
+        retry_after = None
+        with contextlib.suppress(TypeError, ValueError):
+            retry_after = float(response.headers.get("Retry-After", ""))
+        raise _Transient(f"HTTP {status}", retry_after)
+    if status >= 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not (isinstance(body, dict) and isinstance(body.get("error"), str)):
+            raise _Refused("http_error", f"HTTP {status} without an OAuth error answer", status)
+        if body["error"] in TEMPORARY:
+            raise _Transient(f"{body['error']} (HTTP {status})")
+    return response
+
+
+def _expires_at(token: Mapping[str, Any], now: float) -> float:
+    """expires_in may be a number or a string; a missing or odd value means one hour."""
+    raw = token.get("expires_in")
+    try:
+        seconds = float(raw) if raw is not None else DEFAULT_LIFETIME_S
+    except (TypeError, ValueError):
+        seconds = DEFAULT_LIFETIME_S
+    if seconds <= 0:
+        seconds = DEFAULT_LIFETIME_S
+    return now + seconds
+
+
+def _scrub(text: str, secrets: Sequence[str]) -> str:
+    for s in secrets:
+        if s and len(s) >= 4:
+            text = text.replace(s, "***")
+    return text
+
+
+def _diagnostics(description: str) -> tuple[list[str], str]:
+    """AADSTS codes and correlation/trace ids (Microsoft), shown as diagnostics only."""
+    codes = list(dict.fromkeys(_AADSTS_RE.findall(description)))
+    bits = list(codes)
+    for label, rx in (("correlation id", _CORRELATION_RE), ("trace id", _TRACE_RE)):
+        m = rx.search(description)
+        if m:
+            bits.append(f"{label} {m.group(1)}")
+    return codes, ", ".join(bits)
+
+
+def _hints(
+    presets: Mapping[str, ProviderPreset], record: OAuthRecord, error: str, codes: Sequence[str]
+) -> list[str]:
+    found: list[str] = []
+    preset = preset_for_endpoint(presets, record.token_endpoint)
+    if preset is not None and error in preset.hints:
+        found.append(preset.hints[error])
+    for code in codes:  # AADSTS codes are unique to Microsoft: any preset that explains one
+        for p in presets.values():
+            if code in p.hints and p.hints[code] not in found:
+                found.append(p.hints[code])
+    return found
+
+
+_ADVICE = {
+    "invalid_grant": (
+        "the Refresh Token expired or was revoked (the provider answered invalid_grant)"
+    ),
+    "interaction_required": (
+        "the provider requires the user to sign in again (interaction_required), so the Refresh "
+        "Token expired or was revoked for silent use"
+    ),
+    "consent_required": "the user must consent again (consent_required)",
+    "login_required": "the user must sign in again (login_required)",
+    "invalid_client": (
+        "the provider rejected the client (invalid_client): check the Client ID and Client "
+        "Secret (a public client must have no Client Secret)"
+    ),
+    "unauthorized_client": (
+        "the client may not use this grant (unauthorized_client): check the app registration"
+    ),
+}
+
+
+def refusal_error(
+    refused: _Refused,
+    record: OAuthRecord,
+    presets: Mapping[str, ProviderPreset],
+    *,
+    during: str = "refresh",
+) -> RobomailError:
+    """The user-facing error for a refused token request: what, what to do, hints, diagnostics."""
+    description = _scrub(refused.description or "", (record.refresh_token, record.client_secret))
+    codes, diag = _diagnostics(description)
+    name = record.record_name
+    rerun = f"Run Get Refresh Token again (hostsim oauth get-refresh-token {name!r})."
+    if during == "refresh":
+        what = _ADVICE.get(refused.error)
+        if what is None:
+            detail = "" if codes else f": {description[:300]}" if description else ""
+            what = (
+                f"the token endpoint refused the refresh ({refused.error}{detail}); check the "
+                "record's Access Token Endpoint and Scope"
+            )
+        message = f"OAuth record {name!r}: {what}. {rerun}"
+    else:
+        detail = "" if codes else (f": {description[:300]}" if description else "")
+        message = (
+            f"OAuth record {name!r}: the token endpoint refused the authorization "
+            f"({refused.error}{detail}). Check Client ID, Client Secret and the endpoints, then "
+            "try Get Refresh Token again."
+        )
+    for hint in _hints(presets, record, refused.error, codes):
+        message += f" Hint: {hint}"
+    if diag:
+        message += f" Diagnostics: {diag}."
+    cls = TokenError if during == "refresh" else AuthorizationFailed
+    return cls(message, server_reply=f"{refused.error}" + (f" ({diag})" if diag else ""))
+
+
+# --- the endpoint -------------------------------------------------------------------------------
+
+
+@attrs.define
+class TokenEndpoint:
+    """Requests to token (and device) endpoints with bounded retries on transient failures."""
+
+    presets: Callable[[], Mapping[str, ProviderPreset]] = attrs.field(factory=lambda: dict)
+    timeout: float = 30.0
+    retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0)
+    retry_after_cap: float = 5.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def _retrying(self, record: OAuthRecord, what: str, attempt: Callable[[], Any]) -> Any:
+        last = "no answer"
+        for i in range(len(self.retry_delays) + 1):
+            try:
+                return attempt()
+            except _Transient as exc:
+                last = exc.reason
+                if i == len(self.retry_delays):
+                    break
+                delay = self.retry_delays[i]
+                if exc.retry_after is not None:
+                    delay = max(delay, min(exc.retry_after, self.retry_after_cap))
+                log.info(
+                    "OAuth record %r: %s failed (%s); retrying in %.2f s",
+                    record.record_name, what, exc.reason, delay,
+                )
+                self.sleep(delay)
+        raise TokenTemporaryError(
+            f"OAuth record {record.record_name!r}: the token endpoint "
+            f"{_endpoint_label(record.token_endpoint)} is failing or unreachable ({last}) after "
+            f"{len(self.retry_delays) + 1} tries. This is usually temporary: try again later. "
+            "The stored Refresh Token was kept."
+        )
+
+    def _post_token(self, session: OAuth2Session, call: Callable[[], Any]) -> dict:
+        try:
+            token = call()
+        except (_Transient, _Refused):
+            raise
+        except OAuth2Error as exc:
+            if exc.error in TEMPORARY:
+                raise _Transient(exc.error) from None
+            raise _Refused(exc.error, exc.description or "", exc.status_code) from None
+        except requests.Timeout:
+            raise _Transient("timed out") from None
+        except requests.ConnectionError:
+            raise _Transient("connection failed") from None
+        except requests.RequestException as exc:
+            raise _Transient(exc.__class__.__name__) from None
+        except (ValueError, Warning) as exc:  # non-JSON 200s, scope warnings
+            raise _Refused("invalid_response", exc.__class__.__name__) from None
+        if not isinstance(token, dict) or not token.get("access_token"):
+            raise _Refused("invalid_response", "the answer has no access_token")
+        return dict(token)
+
+    def refresh(self, record: OAuthRecord) -> tuple[AccessToken, str]:
+        """A new access token from the record's refresh token; the refresh token to keep."""
+        if not record.refresh_token:
+            raise TokenError(
+                f"OAuth record {record.record_name!r} has no Refresh Token yet. Run Get Refresh "
+                f"Token (hostsim oauth get-refresh-token {record.record_name!r})."
+            )
+
+        def attempt() -> tuple[AccessToken, str]:
+            session = OAuth2Session(
+                client_id=record.client_id,
+                token={"access_token": "", "token_type": "Bearer",
+                       "refresh_token": record.refresh_token},
+            )
+            session.register_compliance_hook("refresh_token_response", _check_response)
+            extra: dict[str, str] = {"client_id": record.client_id}
+            if record.client_secret:
+                extra["client_secret"] = record.client_secret
+            now = time.time()
+            with session, allow_loopback_http(record.token_endpoint):
+                token = self._post_token(
+                    session,
+                    lambda: session.refresh_token(
+                        record.token_endpoint,
+                        refresh_token=record.refresh_token,
+                        timeout=self.timeout,
+                        **extra,
+                    ),
+                )
+            access = AccessToken(
+                value=str(token["access_token"]),
+                expires_at=_expires_at(token, now),
+                record_name=record.record_name,
+            )
+            return access, str(token.get("refresh_token") or record.refresh_token)
+
+        try:
+            return self._retrying(record, "refresh", attempt)
+        except _Refused as exc:
+            raise refusal_error(exc, record, self.presets()) from None
+
+    def exchange_code(
+        self, record: OAuthRecord, session: OAuth2Session, code: str
+    ) -> TokenGrant:
+        """Redeems an authorization code (with the session's PKCE verifier); no retries, since
+        a code is single-use."""
+        session.register_compliance_hook("access_token_response", _check_response)
+        session.scope = None  # providers answer with a normalised scope; do not compare
+        extra: dict[str, Any] = {"include_client_id": True}
+        if record.client_secret:
+            extra["client_secret"] = record.client_secret
+        now = time.time()
+        try:
+            with allow_loopback_http(record.token_endpoint):
+                token = self._post_token(
+                    session,
+                    lambda: session.fetch_token(
+                        record.token_endpoint, code=code, timeout=self.timeout, **extra
+                    ),
+                )
+        except _Transient as exc:
+            raise TokenTemporaryError(
+                f"OAuth record {record.record_name!r}: the token endpoint failed while redeeming "
+                f"the authorization ({exc.reason}). Try Get Refresh Token again later."
+            ) from None
+        except _Refused as exc:
+            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+        return self._grant(record, token, now)
+
+    def _grant(self, record: OAuthRecord, token: dict, now: float) -> TokenGrant:
+        refresh = token.get("refresh_token")
+        if not refresh:
+            raise AuthorizationFailed(
+                f"OAuth record {record.record_name!r}: the provider gave an access token but no "
+                "refresh token. Google needs access_type=offline and prompt=consent (Load "
+                "Predefined Endpoints sets them); Microsoft needs the offline_access scope."
+            )
+        access = AccessToken(
+            value=str(token["access_token"]),
+            expires_at=_expires_at(token, now),
+            record_name=record.record_name,
+        )
+        return TokenGrant(refresh_token=str(refresh), access_token=access)
+
+    # --- device authorization grant (RFC 8628) --------------------------------------------------
+
+    def start_device(self, record: OAuthRecord) -> dict[str, Any]:
+        """Asks the device endpoint for a user code; returns its JSON answer."""
+        data = {"client_id": record.client_id, "scope": record.scope}
+
+        def attempt() -> dict[str, Any]:
+            try:
+                with requests.Session() as http:
+                    r = http.post(
+                        record.device_endpoint, data=data, timeout=self.timeout,
+                        headers={"Accept": "application/json"},
+                    )
+            except requests.RequestException:
+                raise _Transient("connection failed") from None
+            _check_response(r)
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise _Refused("invalid_response", "the device endpoint's answer is not JSON")
+            if "error" in body:
+                raise _Refused(str(body["error"]), str(body.get("error_description", "")))
+            if not body.get("device_code") or not body.get("user_code"):
+                raise _Refused("invalid_response", "no device_code/user_code in the answer")
+            return body
+
+        try:
+            return self._retrying(record, "device authorization", attempt)
+        except _Refused as exc:
+            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+
+    def poll_device(self, record: OAuthRecord, device_code: str) -> TokenGrant | str:
+        """One poll of the token endpoint: a grant, or "authorization_pending" / "slow_down"."""
+        session = OAuth2Session(client=DeviceClient(record.client_id))
+        session.register_compliance_hook("access_token_response", _check_response)
+        extra: dict[str, Any] = {"include_client_id": True}
+        if record.client_secret:
+            extra["client_secret"] = record.client_secret
+        now = time.time()
+        try:
+            with session, allow_loopback_http(record.token_endpoint):
+                token = self._post_token(
+                    session,
+                    lambda: session.fetch_token(
+                        record.token_endpoint, device_code=device_code, timeout=self.timeout,
+                        **extra,
+                    ),
+                )
+        except _Transient:
+            return "slow_down"
+        except _Refused as exc:
+            if exc.error in ("authorization_pending", "slow_down"):
+                return exc.error
+            if exc.error in ("access_denied", "expired_token"):
+                raise AuthorizationFailed(
+                    f"OAuth record {record.record_name!r}: device authorization ended "
+                    f"({exc.error}: the user declined, or the code expired). Run Get Refresh "
+                    "Token again."
+                ) from None
+            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+        return self._grant(record, token, now)
+
+
+def _endpoint_label(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+# --- the service --------------------------------------------------------------------------------
+
+
+class TokenService:
+    """Access tokens for records: cached in memory, refreshed one at a time per record."""
+
+    def __init__(
+        self,
+        store: Callable[[], Any],
+        *,
+        lock_dir: Path,
+        endpoint: TokenEndpoint | None = None,
+        early_refresh: float = EARLY_REFRESH_S,
+        lock_timeout: float = 120.0,
+    ) -> None:
+        self._store = store
+        self.lock_dir = Path(lock_dir)
+        self.endpoint = endpoint or TokenEndpoint()
+        self.early_refresh = early_refresh
+        self.lock_timeout = lock_timeout
+        self._cache: dict[str, AccessToken] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"TokenService(cached={sorted(self._cache)!r})"
+
+    def get_access_token(self, record_name: str, *, force_refresh: bool = False) -> AccessToken:
+        """A valid access token for the record: from memory, or refreshed now in hidden mode."""
+        asked_at = time.time()
+        token = self._cache.get(record_name)
+        if token is not None and not force_refresh and token.fresh(self.early_refresh):
+            return token
+        with self._thread_lock(record_name):
+            token = self._cache.get(record_name)
+            if (
+                token is not None
+                and token.fresh(self.early_refresh)
+                and (not force_refresh or token.obtained_at >= asked_at)
+            ):
+                return token  # another thread refreshed while we waited
+            with self._process_lock(record_name):
+                record = self._store().get(record_name)
+                access, refresh_token = self.endpoint.refresh(record)
+                if refresh_token != record.refresh_token:
+                    self._save_rotated(record, refresh_token)
+                self._cache[record_name] = access
+                return access
+
+    def remember(self, token: AccessToken) -> None:
+        """Caches a token obtained elsewhere (Get Refresh Token's first access token)."""
+        self._cache[token.record_name] = token
+
+    def invalidate(self, record_name: str | None = None) -> None:
+        """Drops the cached token of one record (or all): the next request refreshes."""
+        if record_name is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(record_name, None)
+
+    def _save_rotated(self, record: OAuthRecord, refresh_token: str) -> None:
+        store = self._store()
+        try:
+            setter = getattr(store, "set_refresh_token", None)
+            if setter is not None:
+                setter(record.record_name, refresh_token)
+            else:
+                current = store.get(record.record_name)
+                store.update(attrs.evolve(current, refresh_token=refresh_token))
+        except StoreError as exc:
+            raise StoreError(
+                f"OAuth record {record.record_name!r}: the provider issued a new Refresh Token but "
+                f"it could not be saved ({exc}). Run Get Refresh Token again if the next refresh "
+                "fails."
+            ) from None
+        log.info("OAuth record %r: saved the new Refresh Token the provider issued",
+                 record.record_name)
+
+    def _thread_lock(self, name: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(name, threading.Lock())
+
+    @contextlib.contextmanager
+    def _process_lock(self, name: str) -> Iterator[None]:
+        """An flock on a per-record file, so processes refresh one at a time too."""
+        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
+        fd = os.open(self.lock_dir / f"token-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + self.lock_timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TokenTemporaryError(
+                            f"OAuth record {name!r}: another process has been refreshing its "
+                            f"token for over {self.lock_timeout:.0f} s; try again later."
+                        ) from None
+                    time.sleep(0.02)
+            try:
+                yield
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+
+def token_summary(token: AccessToken) -> dict[str, Any]:
+    """What may be shown about a token: never the value."""
+    return {
+        "record_name": token.record_name,
+        "expires_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(token.expires_at)),
+        "expires_in_s": max(0, int(token.expires_at - time.time())),
+    }
+
+
+__all__ = [
+    "AccessToken",
+    "TokenEndpoint",
+    "TokenGrant",
+    "TokenService",
+    "allow_loopback_http",
+    "json",
+    "token_summary",
+]
