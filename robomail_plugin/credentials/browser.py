@@ -1,0 +1,270 @@
+"""Get Refresh Token: the authorization-code flow with PKCE through the system browser.
+
+RFC 8252: the system browser (``webbrowser``, so BROWSER is honoured), a one-shot listener on
+127.0.0.1 with an OS-chosen port, PKCE S256, a random ``state`` that is checked, and a timeout.
+For machines without a browser: print the URL and take the pasted redirect URL, or use the
+device-code grant (RFC 8628) where the provider has one. Tokens are redeemed by the token
+service's endpoint client, never here.
+"""
+
+from __future__ import annotations
+
+import hmac
+import http.server
+import socket
+import threading
+import time
+import webbrowser
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import attrs
+from requests_oauthlib import OAuth2Session
+
+from robomail_plugin.credentials.records import OAuthRecord
+from robomail_plugin.credentials.tokens import TokenEndpoint, TokenGrant, allow_loopback_http
+from robomail_plugin.errors import AuthorizationFailed, RobomailError
+
+SUCCESS_TEXT = (
+    "Successfully Authenticated. You can now close this tab/window and return to the application."
+)
+DEFAULT_TIMEOUT_S = 300.0
+REDIRECT_HOSTS = ("127.0.0.1", "localhost")
+
+
+@attrs.frozen(kw_only=True)
+class AuthorizationRequest:
+    """An authorization URL with the session that holds its PKCE verifier and state."""
+
+    url: str
+    state: str = attrs.field(repr=False)
+    redirect_uri: str
+    session: OAuth2Session = attrs.field(repr=False, eq=False)
+
+
+def build_request(
+    record: OAuthRecord, redirect_uri: str, extra_params: Mapping[str, str] | None = None
+) -> AuthorizationRequest:
+    """The authorization URL for a record: response_type=code, PKCE S256, a random state."""
+    session = OAuth2Session(
+        client_id=record.client_id, redirect_uri=redirect_uri, scope=record.scopes, pkce="S256"
+    )
+    params = dict(extra_params or {})
+    if record.client_account and "login_hint" not in params:
+        params["login_hint"] = record.client_account
+    with allow_loopback_http(record.authorization_endpoint):
+        url, state = session.authorization_url(record.authorization_endpoint, **params)
+    return AuthorizationRequest(url=url, state=state, redirect_uri=redirect_uri, session=session)
+
+
+def _failed(record: OAuthRecord, what: str) -> AuthorizationFailed:
+    return AuthorizationFailed(
+        f"Get Refresh Token for OAuth record {record.record_name!r} failed: {what}"
+    )
+
+
+def _check_answer(
+    record: OAuthRecord, request: AuthorizationRequest, query: Mapping[str, list[str]]
+) -> str:
+    """The authorization code from a redirect's query, after checking state and errors."""
+    state = (query.get("state") or [""])[0]
+    if not hmac.compare_digest(state.encode(), request.state.encode()):
+        raise _failed(
+            record,
+            "the answer's state does not match this request (a stale or forged redirect). "
+            "Start Get Refresh Token again and finish it in the browser window it opens.",
+        )
+    if "error" in query:
+        error = query["error"][0][:100]
+        description = (query.get("error_description") or [""])[0][:300]
+        advice = (
+            "consent was declined; run Get Refresh Token again and allow access"
+            if error == "access_denied"
+            else "check the record's Client ID, endpoints, Scope and the app's redirect settings"
+        )
+        raise _failed(
+            record, f"the provider answered {error}" + (f" ({description})" if description else "")
+            + f"; {advice}."
+        )
+    code = (query.get("code") or [""])[0]
+    if not code:
+        raise _failed(record, "the redirect carries no authorization code.")
+    return code
+
+
+class _Listener(http.server.HTTPServer):
+    """The one-shot loopback server; the handler stores the outcome here."""
+
+    outcome: TokenGrant | RobomailError | None = None
+    done: threading.Event
+
+
+def authorize_in_browser(
+    record: OAuthRecord,
+    endpoint: TokenEndpoint,
+    *,
+    extra_params: Mapping[str, str] | None = None,
+    open_url: Callable[[str], bool] = webbrowser.open,
+    say: Callable[[str], None] = print,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    redirect_host: str = "127.0.0.1",
+) -> TokenGrant:
+    """Runs the browser flow and returns the refresh token (and a first access token)."""
+    if redirect_host not in REDIRECT_HOSTS:
+        raise _failed(record, f"redirect host must be one of {', '.join(REDIRECT_HOSTS)}.")
+    server = _Listener(("127.0.0.1", 0), _Handler, bind_and_activate=True)
+    server.done = threading.Event()
+    server.timeout = 0.2
+    port = server.server_address[1]
+    request = build_request(record, f"http://{redirect_host}:{port}/", extra_params)
+    server.request_ctx = (record, request, endpoint)  # type: ignore[attr-defined]
+
+    def serve() -> None:
+        while not server.done.is_set():
+            server.handle_request()
+
+    thread = threading.Thread(target=serve, name="robomail-oauth-listener", daemon=True)
+    thread.start()
+    try:
+        say(
+            "Opening the browser to sign in. If it does not open, visit this URL in a browser on "
+            f"this machine:\n{request.url}"
+        )
+        try:
+            opened = open_url(request.url)
+        except Exception:
+            opened = False
+        if not opened:
+            say("No browser could be started; open the URL above by hand.")
+        if not server.done.wait(timeout):
+            raise _failed(
+                record,
+                f"no answer from the browser within {timeout:.0f} s. Run it again and finish "
+                "signing in sooner, or use --no-browser / --device on a machine without a browser.",
+            )
+    finally:
+        server.done.set()
+        thread.join(timeout=5)
+        server.server_close()
+    outcome = server.outcome
+    if isinstance(outcome, RobomailError):
+        raise outcome
+    assert isinstance(outcome, TokenGrant)
+    return outcome
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Answers the provider's redirect once; everything else gets 404."""
+
+    server: _Listener
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        return None  # the default logs query strings, which carry the code
+
+    def _page(self, status: int, text: str) -> None:
+        body = text.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.server.done.is_set():
+            self._page(410, "This sign-in is over. Return to the application.")
+            return
+        parts = urlsplit(self.path)
+        query = parse_qs(parts.query, keep_blank_values=True)
+        if parts.path != "/" or not ({"code", "error", "state"} & set(query)):
+            self._page(404, "Not found.")
+            return
+        record, request, endpoint = self.server.request_ctx  # type: ignore[attr-defined]
+        try:
+            code = _check_answer(record, request, query)
+            self.server.outcome = endpoint.exchange_code(record, request.session, code)
+        except RobomailError as exc:
+            self.server.outcome = exc
+            self._page(400, f"Authentication failed. {exc}")
+        else:
+            self._page(200, SUCCESS_TEXT)
+        finally:
+            self.server.done.set()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def authorize_by_paste(
+    record: OAuthRecord,
+    endpoint: TokenEndpoint,
+    *,
+    prompt: Callable[[str], str],
+    extra_params: Mapping[str, str] | None = None,
+    say: Callable[[str], None] = print,
+    redirect_host: str = "127.0.0.1",
+) -> TokenGrant:
+    """No browser here: print the URL, the user signs in elsewhere and pastes the redirect URL
+    (the page that failed to load after sign-in)."""
+    request = build_request(record, f"http://{redirect_host}:{free_port()}/", extra_params)
+    say(
+        "Open this URL in any browser and sign in:\n"
+        f"{request.url}\n"
+        "After signing in, the browser tries to open a 127.0.0.1 (or localhost) page, which may "
+        "fail to load; copy the full address from the address bar and paste it here."
+    )
+    pasted = prompt("Redirect URL").strip()
+    if not pasted:
+        raise _failed(record, "no redirect URL was pasted.")
+    parts = urlsplit(pasted)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    if not query:
+        raise _failed(
+            record,
+            "the pasted text is not the redirect URL (it has no ?code=...&state=... part).",
+        )
+    code = _check_answer(record, request, query)
+    return endpoint.exchange_code(record, request.session, code)
+
+
+def authorize_with_device(
+    record: OAuthRecord,
+    endpoint: TokenEndpoint,
+    *,
+    device_endpoint: str,
+    say: Callable[[str], None] = print,
+    timeout: float = 900.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TokenGrant:
+    """The device-code grant (RFC 8628): show a code, the user enters it on any device, poll."""
+    record = attrs.evolve(record, device_endpoint=device_endpoint)
+    answer = endpoint.start_device(record)
+    uri = answer.get("verification_uri") or answer.get("verification_url") or ""
+    say(
+        f"To sign in, open {uri} on any device and enter the code {answer['user_code']}."
+        + (f"\n{answer['message']}" if answer.get("message") else "")
+    )
+    try:
+        interval = max(1.0, float(answer.get("interval", 5)))
+    except (TypeError, ValueError):
+        interval = 5.0
+    try:
+        lifetime = float(answer.get("expires_in", timeout))
+    except (TypeError, ValueError):
+        lifetime = timeout
+    deadline = time.monotonic() + min(lifetime, timeout)
+    while time.monotonic() < deadline:
+        sleep(interval)
+        result = endpoint.poll_device(record, str(answer["device_code"]))
+        if isinstance(result, TokenGrant):
+            return result
+        if result == "slow_down":
+            interval += 5
+    raise _failed(
+        record, "the device code expired before sign-in finished. Run Get Refresh Token again."
+    )
