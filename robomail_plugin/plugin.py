@@ -23,11 +23,24 @@ class RobomailPlugin:
 
     @hookimpl
     def robomail_register_credential_editors(self) -> list[EditorSpec]:
-        return []
+        from robomail_plugin.credentials.editor import build_editor
+
+        return [build_editor(self.services)]
 
     @hookimpl
     def robomail_oauth_providers(self) -> list[ProviderPreset]:
-        return []
+        from robomail_plugin.credentials.presets import builtin_presets
+
+        return builtin_presets()
+
+    @hookimpl
+    def robomail_get_access_token(self, record_name: str) -> str | None:
+        from robomail_plugin.errors import RecordNotFound
+
+        try:
+            return self.services.tokens.get_access_token(record_name).value
+        except RecordNotFound:
+            return None
 
 
 plugin = RobomailPlugin()

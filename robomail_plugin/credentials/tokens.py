@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -233,7 +234,7 @@ def refusal_error(
     description = _scrub(refused.description or "", (record.refresh_token, record.client_secret))
     codes, diag = _diagnostics(description)
     name = record.record_name
-    rerun = f"Run Get Refresh Token again (hostsim oauth get-refresh-token {name!r})."
+    rerun = f"Run Get Refresh Token again (hostsim oauth get-refresh-token {shlex.quote(name)})."
     if during == "refresh":
         what = _ADVICE.get(refused.error)
         if what is None:
@@ -321,7 +322,7 @@ class TokenEndpoint:
         if not record.refresh_token:
             raise TokenError(
                 f"OAuth record {record.record_name!r} has no Refresh Token yet. Run Get Refresh "
-                f"Token (hostsim oauth get-refresh-token {record.record_name!r})."
+                f"Token (hostsim oauth get-refresh-token {shlex.quote(record.record_name)})."
             )
 
         def attempt() -> tuple[AccessToken, str]:

@@ -1,0 +1,472 @@
+"""The OAuth parameters editor as a host-neutral EditorSpec: fields, and commands with params.
+
+A host's settings screen (or hostsim's CLI, ``hostsim oauth <command>``) is built from this. Every
+command returns a ``CommandResult`` whose message and data never hold a secret (shown as ***).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from robomail_plugin.credentials import browser, transfer
+from robomail_plugin.credentials.keys import EnvKeySource
+from robomail_plugin.credentials.presets import preset_for_endpoint, with_tenant
+from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
+from robomail_plugin.credentials.tokens import token_summary
+from robomail_plugin.errors import InvalidParameter
+from robomail_plugin.schema import (
+    CommandResult,
+    EditorCommand,
+    EditorField,
+    EditorSpec,
+    FieldKind,
+    HostContext,
+    Param,
+    ParamType,
+)
+
+if TYPE_CHECKING:
+    from robomail_plugin.services import Services
+
+RECORD_TYPE = "oauth"
+PASSPHRASE_ENV = "ROBOMAIL_EXPORT_PASSPHRASE"  # noqa: S105 - a variable name
+MASK = "***"
+
+FIELDS = (
+    EditorField(name="record_name", label="Record Name", required=True,
+                help="Unique name; actions pick the record by it (oauth_record)."),
+    EditorField(name="client_account", label="Client Account", required=True,
+                help="The mailbox's user name, usually its e-mail address."),
+    EditorField(name="client_id", label="Client ID", required=True,
+                help="From the provider's app registration."),
+    EditorField(name="client_secret", label="Client Secret", kind=FieldKind.SECRET, secret=True,
+                help="Optional. Leave empty for a public client (Microsoft personal accounts)."),
+    EditorField(name="refresh_token", label="Refresh Token", kind=FieldKind.SECRET, secret=True,
+                help="Obtained only by Get Refresh Token."),
+    EditorField(name="authorization_endpoint", label="Authorization Endpoint", kind=FieldKind.URL,
+                required=True, help="Where the user signs in (Load Predefined Endpoints)."),
+    EditorField(name="token_endpoint", label="Access Token Endpoint", kind=FieldKind.URL,
+                required=True, help="Exchanges the code and the refresh token for tokens."),
+    EditorField(name="scope", label="Scope", required=True,
+                help="Space-separated, as the provider documents."),
+    EditorField(name="device_endpoint", label="Device Authorization Endpoint", kind=FieldKind.URL,
+                help="Optional: for the device-code flow (Microsoft)."),
+)
+
+_NAME = Param(name="name", required=True, positional=True, help="the Record Name")
+_SECRET_PARAM = Param(name="client_secret", secret=True,
+                      help="Client Secret; empty for a public client")
+_FIELD_PARAMS = (
+    Param(name="account", help="Client Account (the mailbox's user name)"),
+    Param(name="client_id", help="Client ID from the app registration"),
+    _SECRET_PARAM,
+    Param(name="auth_endpoint", help="Authorization Endpoint (https://...)"),
+    Param(name="token_endpoint", help="Access Token Endpoint (https://...)"),
+    Param(name="scope", help="Scope, space-separated"),
+    Param(name="device_endpoint", help="Device Authorization Endpoint (optional)"),
+)
+_PARAM_TO_FIELD = {
+    "account": "client_account",
+    "client_id": "client_id",
+    "client_secret": "client_secret",
+    "auth_endpoint": "authorization_endpoint",
+    "token_endpoint": "token_endpoint",
+    "scope": "scope",
+    "device_endpoint": "device_endpoint",
+}
+_PROVIDER = Param(
+    name="provider", help="fill endpoints and scope from a preset (google, microsoft...)"
+)
+_TENANT = Param(name="tenant", help="Microsoft tenant: common (default), organizations, consumers, "
+                "or a tenant id")
+
+
+def masked(record: OAuthRecord) -> dict[str, str]:
+    return record.public_dict(MASK)
+
+
+def _describe(record: OAuthRecord) -> str:
+    data = masked(record)
+    if not record.refresh_token:
+        data["refresh_token"] = "(none yet: run get-refresh-token)"  # noqa: S105
+    if not record.client_secret:
+        data["client_secret"] = "(none: public client)"  # noqa: S105
+    width = max(len(v) for v in FIELD_LABELS.values())
+    return "\n".join(f"{FIELD_LABELS[k]:<{width}}  {v}" for k, v in data.items())
+
+
+def _str(params: Mapping[str, Any], name: str) -> str | None:
+    value = params.get(name)
+    return None if value is None else str(value)
+
+
+@attrs.define
+class OAuthEditor:
+    """The commands, bound to the plugin's services."""
+
+    services: Services
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    def _preset(self, key: str, tenant: str | None):
+        presets = self.services.providers()
+        preset = presets.get(key.strip().lower())
+        if preset is None:
+            raise InvalidParameter(
+                f"Unknown provider {key!r}: choose one of {', '.join(sorted(presets))}."
+            )
+        return with_tenant(preset, tenant)
+
+    def _fill_from_preset(self, fields: dict[str, str], key: str, tenant: str | None) -> str:
+        preset = self._preset(key, tenant)
+        fields["authorization_endpoint"] = preset.authorization_endpoint
+        fields["token_endpoint"] = preset.token_endpoint
+        fields["scope"] = preset.scope
+        fields["device_endpoint"] = preset.device_authorization_endpoint or ""
+        return preset.title
+
+    def _extras(self, record: OAuthRecord) -> dict[str, str]:
+        preset = preset_for_endpoint(self.services.providers(), record.token_endpoint)
+        return dict(preset.extra_authorize_params) if preset else {}
+
+    # --- record commands -------------------------------------------------------------------
+
+    def list(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        records = self.services.store.list()
+        if not records:
+            return CommandResult(message="No OAuth records yet (hostsim oauth add).", data=[])
+        lines = [
+            f"{r.record_name}  {r.client_account}  {r.token_endpoint}  "
+            f"refresh token: {'set' if r.refresh_token else 'missing'}"
+            for r in records
+        ]
+        return CommandResult(message="\n".join(lines), data=[masked(r) for r in records])
+
+    def show(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        record = self.services.store.get(params["name"])
+        return CommandResult(message=_describe(record), data=masked(record))
+
+    def add(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        fields: dict[str, str] = {"record_name": params["name"]}
+        title = None
+        if params.get("provider"):
+            title = self._fill_from_preset(fields, params["provider"], _str(params, "tenant"))
+        for pname, fname in _PARAM_TO_FIELD.items():
+            value = _str(params, pname)
+            if value is not None:
+                fields[fname] = value
+        if params.get("client_secret") is None and ctx.interactive:
+            fields["client_secret"] = ctx.prompt(
+                "Client Secret (leave empty for a public client)", secret=True
+            )
+        record = OAuthRecord(**fields)
+        self.services.store.add(record)
+        self.services.tokens.invalidate(record.record_name)
+        message = f"Added OAuth record {record.record_name!r}"
+        message += f" with {title}'s endpoints." if title else "."
+        message += f" Next: hostsim oauth get-refresh-token {shlex.quote(record.record_name)}"
+        return CommandResult(message=message, data=masked(record))
+
+    def edit(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        store = self.services.store
+        record = store.get(params["name"])
+        changes: dict[str, str] = {}
+        if params.get("provider"):
+            self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
+        for pname, fname in _PARAM_TO_FIELD.items():
+            value = _str(params, pname)
+            if value is not None:
+                changes[fname] = value
+        if not changes:
+            raise InvalidParameter("Nothing to change: give at least one field option.")
+        updated = attrs.evolve(record, **changes)
+        store.update(updated)
+        self.services.tokens.invalidate(record.record_name)
+        names = ", ".join(FIELD_LABELS[f] for f in changes)
+        return CommandResult(
+            message=f"Updated OAuth record {record.record_name!r}: {names}.", data=masked(updated)
+        )
+
+    def delete(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        self.services.store.delete(params["name"])
+        self.services.tokens.invalidate(params["name"])
+        return CommandResult(message=f"Deleted OAuth record {params['name']!r}.")
+
+    def rename(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        old, new = params["name"], params["new_name"]
+        self.services.store.rename(old, new)
+        self.services.tokens.invalidate(old)
+        return CommandResult(
+            message=f"Renamed OAuth record {old!r} to {new!r}. Update tasks that name it.",
+            data={"old": old, "new": new},
+        )
+
+    def load_predefined(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        store = self.services.store
+        record = store.get(params["name"])
+        changes: dict[str, str] = {}
+        title = self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
+        updated = attrs.evolve(record, **changes)
+        store.update(updated)
+        self.services.tokens.invalidate(record.record_name)
+        return CommandResult(
+            message=(
+                f"Loaded {title}'s endpoints and scope into {record.record_name!r}. Run "
+                f"get-refresh-token if the scope changed."
+            ),
+            data=masked(updated),
+        )
+
+    # --- Get Refresh Token -----------------------------------------------------------------
+
+    def get_refresh_token(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        store = self.services.store
+        record = store.get(params["name"])
+        endpoint = self.services.tokens.endpoint
+        timeout = float(params.get("timeout") or browser.DEFAULT_TIMEOUT_S)
+        redirect_host = params.get("redirect_host") or "127.0.0.1"
+        extras = self._extras(record)
+        if params.get("device"):
+            preset = preset_for_endpoint(self.services.providers(), record.token_endpoint)
+            device_endpoint = record.device_endpoint or (
+                (preset.device_authorization_endpoint or "") if preset else ""
+            )
+            if not device_endpoint:
+                raise InvalidParameter(
+                    f"OAuth record {record.record_name!r} has no Device Authorization Endpoint: "
+                    "this provider offers no device-code flow (Google refuses it for Gmail). Use "
+                    "--no-browser instead."
+                )
+            grant = browser.authorize_with_device(
+                record, endpoint, device_endpoint=device_endpoint, say=ctx.log,
+                timeout=max(timeout, 900.0),
+            )
+            how = "device code"
+        elif params.get("no_browser"):
+            grant = browser.authorize_by_paste(
+                record, endpoint, prompt=lambda text: ctx.prompt(text), extra_params=extras,
+                say=ctx.log, redirect_host=redirect_host,
+            )
+            how = "pasted redirect"
+        else:
+            grant = browser.authorize_in_browser(
+                record, endpoint, extra_params=extras, say=ctx.log, timeout=timeout,
+                redirect_host=redirect_host,
+            )
+            how = "browser"
+        ctx.add_secret(grant.refresh_token)
+        ctx.add_secret(grant.access_token.value)
+        current = store.get(record.record_name)
+        store.update(attrs.evolve(current, refresh_token=grant.refresh_token))
+        self.services.tokens.remember(grant.access_token)
+        return CommandResult(
+            message=(
+                f"Got a Refresh Token for {record.record_name!r} ({how}) and saved it in the "
+                "record."
+            ),
+            data={"record_name": record.record_name, "refresh_token": MASK,
+                  **token_summary(grant.access_token)},
+        )
+
+    # --- export / import -------------------------------------------------------------------
+
+    def _passphrase(self, ctx: HostContext, params: Mapping[str, Any], *, confirm: bool,
+                    wanted: bool) -> str | None:
+        given = params.get("passphrase") or os.environ.get(PASSPHRASE_ENV) or None
+        if given:
+            ctx.add_secret(given)
+            return given
+        if not (wanted and ctx.interactive):
+            return None
+        first = ctx.prompt(
+            "Passphrase" + (" to encrypt the secrets (empty: plain text)" if confirm else ""),
+            secret=True,
+        )
+        if first and confirm and ctx.prompt("Repeat the passphrase", secret=True) != first:
+            raise InvalidParameter("The two passphrases differ; nothing was written.")
+        return first or None
+
+    def export(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        store = self.services.store
+        names = list(params.get("names") or [])
+        if names:
+            missing = [n for n in names if n not in {r.record_name for r in store.list()}]
+            if missing:
+                store.get(missing[0])  # raises RecordNotFound with the usual advice
+            records = [store.get(n) for n in dict.fromkeys(names)]
+        else:
+            records = store.list()
+        target = params.get("to")
+        if not target:
+            raise InvalidParameter("Give the file to write (--to FILE).")
+        include = bool(params.get("include_secrets"))
+        passphrase = self._passphrase(ctx, params, confirm=True, wanted=include)
+        document = transfer.build_document(records, include_secrets=include, passphrase=passphrase)
+        path = Path(target).expanduser()
+        transfer.write_export(path, document)
+        mode = document["secrets"]
+        note = {
+            "none": "without secrets (run get-refresh-token after importing)",
+            "plain": "WITH secrets in plain text: keep the file private and delete it after use",
+            "encrypted": "with secrets encrypted by the passphrase",
+        }[mode]
+        return CommandResult(
+            message=f"Exported {len(records)} OAuth record(s) to {path} {note}.",
+            data={"file": str(path), "records": [r.record_name for r in records],
+                  "secrets": mode},
+        )
+
+    def import_(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        path = Path(str(params["file"])).expanduser()
+        document = transfer.read_document(path)
+        passphrase = None
+        if transfer.needs_passphrase(document):
+            passphrase = self._passphrase(ctx, params, confirm=False, wanted=True)
+        parsed = transfer.parse_export(document, passphrase)
+        report = transfer.import_records(
+            self.services.store, parsed, params.get("on_conflict") or "error"
+        )
+        for name in (*report.added, *report.overwritten):
+            self.services.tokens.invalidate(name)
+        bits = []
+        if report.added:
+            bits.append(f"added {', '.join(map(repr, report.added))}")
+        if report.overwritten:
+            bits.append(f"overwrote {', '.join(map(repr, report.overwritten))}")
+        if report.renamed:
+            bits.append(
+                "renamed " + ", ".join(f"{a!r} to {b!r}" for a, b in report.renamed)
+            )
+        message = f"Imported {len(parsed.records)} OAuth record(s) from {path}"
+        message += (": " + "; ".join(bits) + ".") if bits else "."
+        if not parsed.has_secrets:
+            message += " The file had no secrets: run get-refresh-token for each record."
+        return CommandResult(
+            message=message,
+            data={"added": list(report.added), "overwritten": list(report.overwritten),
+                  "renamed": [list(p) for p in report.renamed]},
+        )
+
+    # --- test and keys ---------------------------------------------------------------------
+
+    def test(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        token = self.services.tokens.get_access_token(params["name"], force_refresh=True)
+        ctx.add_secret(token.value)
+        summary = token_summary(token)
+        return CommandResult(
+            message=(
+                f"OAuth record {params['name']!r} works: got an access token, valid until "
+                f"{summary['expires_at']} (in {summary['expires_in_s'] // 60} min)."
+            ),
+            data=summary,
+        )
+
+    def rotate_key(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        store = self.services.store
+        rotate = getattr(store, "rotate_key", None)
+        if rotate is None:
+            raise InvalidParameter("This credential store does not support key rotation.")
+        new_key = params.get("new_key") or None
+        source = getattr(store, "key_source", None)
+        if new_key is None and isinstance(source, EnvKeySource) and ctx.interactive:
+            new_key = ctx.prompt(
+                "New key (urlsafe base64 of 32 random bytes; ROBOMAIL_KEY must be set to it "
+                "afterwards)", secret=True,
+            ) or None
+        if new_key:
+            ctx.add_secret(new_key)
+        started = time.monotonic()
+        key_id = rotate(new_key)
+        count = len(store.list())
+        where = getattr(source, "description", "the store's key source")
+        message = (
+            f"Re-encrypted {count} OAuth record(s) with a new key (key id {key_id}) in "
+            f"{time.monotonic() - started:.1f} s; the key is kept in {where}."
+        )
+        if isinstance(source, EnvKeySource):
+            message = (
+                f"Re-encrypted {count} OAuth record(s) with the new key (key id {key_id}). Set "
+                "ROBOMAIL_KEY to the new key now: the old key no longer opens the store."
+            )
+        return CommandResult(message=message, data={"key_id": key_id, "records": count})
+
+    # --- the spec --------------------------------------------------------------------------
+
+    def spec(self) -> EditorSpec:
+        def cmd(id_: str, label: str, run: Any, params: tuple[Param, ...], help_: str):
+            return EditorCommand(id=id_, label=label, run=run, params=params, help=help_)
+
+        return EditorSpec(
+            record_type=RECORD_TYPE,
+            title="OAuth parameters",
+            fields=FIELDS,
+            help="Named OAuth 2.0 parameter sets the Email actions log in with (oauth_record).",
+            commands=(
+                cmd("list", "List records", self.list, (), "List the OAuth records."),
+                cmd("show", "Show record", self.show, (_NAME,),
+                    "Show one record (secrets masked)."),
+                cmd("add", "Add record", self.add, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+                    "Create a record. --provider fills endpoints and scope; the Client Secret is "
+                    "asked for when not given (empty for a public client)."),
+                cmd("edit", "Edit record", self.edit, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+                    "Change fields of a record (only the options given)."),
+                cmd("delete", "Delete record", self.delete, (_NAME,), "Delete a record."),
+                cmd("rename", "Rename record", self.rename,
+                    (_NAME, Param(name="new_name", required=True, positional=True,
+                                  help="the new Record Name")),
+                    "Rename a record (tasks naming it must be updated)."),
+                cmd("load_predefined", "Load Predefined Endpoints", self.load_predefined,
+                    (_NAME, Param(name="provider", required=True, positional=True,
+                                  help="google, microsoft, or a provider a plugin adds"), _TENANT),
+                    "Fill the Authorization Endpoint, Access Token Endpoint and Scope from a "
+                    "provider preset."),
+                cmd("get_refresh_token", "Get Refresh Token", self.get_refresh_token,
+                    (_NAME,
+                     Param(name="no_browser", type=ParamType.BOOL, default=False,
+                           help="print the URL and paste the redirect URL back"),
+                     Param(name="device", type=ParamType.BOOL, default=False,
+                           help="use the device-code flow (Microsoft)"),
+                     Param(name="timeout", type=ParamType.INT, default=300,
+                           help="seconds to wait for the browser"),
+                     Param(name="redirect_host", type=ParamType.CHOICE,
+                           choices=browser.REDIRECT_HOSTS, default="127.0.0.1",
+                           help="host in the redirect URI (the listener is on 127.0.0.1)")),
+                    "Sign in through the browser (PKCE) and save the Refresh Token."),
+                cmd("export", "Export info to file", self.export,
+                    (Param(name="names", type=ParamType.LIST, positional=True,
+                           help="records to export (default: all)"),
+                     Param(name="to", type=ParamType.PATH, required=True, help="file to write"),
+                     Param(name="include_secrets", type=ParamType.BOOL, default=False,
+                           help="include Client Secret and Refresh Token"),
+                     Param(name="passphrase", secret=True,
+                           help=f"encrypt the secrets (or set {PASSPHRASE_ENV})")),
+                    "Write records to a JSON file another installation can import."),
+                cmd("import", "Import info from file", self.import_,
+                    (Param(name="file", type=ParamType.PATH, required=True, positional=True,
+                           help="the export file"),
+                     Param(name="on_conflict", type=ParamType.CHOICE,
+                           choices=transfer.ON_CONFLICT, default="error",
+                           help="what to do when a Record Name exists"),
+                     Param(name="passphrase", secret=True,
+                           help=f"the export's passphrase (or set {PASSPHRASE_ENV})")),
+                    "Import records from an export file; checks everything first, changes "
+                    "nothing on error."),
+                cmd("test", "Test record", self.test, (_NAME,),
+                    "Get an access token now and report its expiry (never the token)."),
+                cmd("rotate_key", "Rotate encryption key", self.rotate_key,
+                    (Param(name="new_key", secret=True,
+                           help="the new key (needed when the key comes from ROBOMAIL_KEY)"),),
+                    "Re-encrypt every stored secret with a new key."),
+            ),
+        )
+
+
+def build_editor(services: Services) -> EditorSpec:
+    return OAuthEditor(services).spec()

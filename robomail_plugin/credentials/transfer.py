@@ -1,0 +1,306 @@
+"""Export and import of OAuth records: a versioned JSON file another installation can import.
+
+Secrets are left out unless asked for; with a passphrase they are sealed with AES-256-GCM under a
+scrypt-derived key, and the visible part of the file is bound to them, so editing either is
+detected. Import checks the whole file first and applies it in one transaction: a failed import
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from robomail_plugin.credentials.records import SECRET_FIELDS, OAuthRecord, record_from_mapping
+from robomail_plugin.errors import FileError, ImportFileInvalid, RecordExists, RecordInvalid
+
+FORMAT = "robomail-oauth"
+VERSION = 1
+MAX_FILE_BYTES = 10 * 1024 * 1024
+SCRYPT_N = 2**15
+SCRYPT_R = 8
+SCRYPT_P = 1
+ON_CONFLICT = ("error", "overwrite", "rename")
+PUBLIC_FIELDS = (
+    "record_name",
+    "client_account",
+    "client_id",
+    "authorization_endpoint",
+    "token_endpoint",
+    "scope",
+    "device_endpoint",
+)
+
+
+@attrs.frozen(kw_only=True)
+class ParsedExport:
+    """A checked export file: its records and whether it carried secrets."""
+
+    records: tuple[OAuthRecord, ...]
+    has_secrets: bool
+
+
+@attrs.frozen(kw_only=True)
+class ImportReport:
+    added: tuple[str, ...] = ()
+    overwritten: tuple[str, ...] = ()
+    renamed: tuple[tuple[str, str], ...] = ()  # (name in the file, name stored)
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _unb64(text: Any, what: str) -> bytes:
+    try:
+        return base64.b64decode(str(text).encode("ascii"), validate=True)
+    except (ValueError, UnicodeEncodeError):
+        raise ImportFileInvalid(f"The export file's {what} is not valid base64.") from None
+
+
+def _derive(passphrase: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+    return Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(passphrase.encode("utf-8"))
+
+
+def _aad(document: dict[str, Any]) -> bytes:
+    visible = {k: document[k] for k in ("format", "version", "secrets", "records")}
+    return json.dumps(visible, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+def build_document(
+    records: Sequence[OAuthRecord], *, include_secrets: bool, passphrase: str | None
+) -> dict[str, Any]:
+    """The export document. A passphrase implies secrets, sealed; else plain only if asked."""
+    mode = "encrypted" if passphrase else ("plain" if include_secrets else "none")
+    rows = []
+    for rec in records:
+        row = {f: getattr(rec, f) for f in PUBLIC_FIELDS}
+        if mode == "plain":
+            row.update({f: getattr(rec, f) for f in SECRET_FIELDS})
+        rows.append(row)
+    document: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "exported_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "secrets": mode,
+        "records": rows,
+    }
+    if mode == "encrypted":
+        assert passphrase
+        secrets = {r.record_name: {f: getattr(r, f) for f in SECRET_FIELDS} for r in records}
+        salt, nonce = os.urandom(16), os.urandom(12)
+        key = _derive(passphrase, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
+        sealed = AESGCM(key).encrypt(
+            nonce, json.dumps(secrets).encode("utf-8"), _aad(document)
+        )
+        document["encryption"] = {
+            "kdf": "scrypt",
+            "n": SCRYPT_N,
+            "r": SCRYPT_R,
+            "p": SCRYPT_P,
+            "salt": _b64(salt),
+            "cipher": "AES-256-GCM",
+            "nonce": _b64(nonce),
+            "ciphertext": _b64(sealed),
+        }
+    return document
+
+
+def write_export(path: Path, document: dict[str, Any]) -> None:
+    """Writes atomically, mode 0600 (the file may hold secrets)."""
+    path = Path(path)
+    if path.is_dir():
+        raise FileError(f"{path} is a folder: give a file name for the export.")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(document, fh, indent=2, ensure_ascii=False)
+            fh.write("\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise FileError(f"Cannot write the export file {path}: {exc.strerror or exc}.") from None
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ImportFileInvalid(f"{path} is larger than {MAX_FILE_BYTES} bytes: not an export.")
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise FileError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    return parse_document_text(raw, str(path))
+
+
+def parse_document_text(raw: bytes | str, source: str = "the file") -> dict[str, Any]:
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ImportFileInvalid(
+            f"{source} is not a robomail OAuth export: not valid JSON ({exc.__class__.__name__})."
+        ) from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ImportFileInvalid(
+            f"{source} is not a robomail OAuth export (expected \"format\": \"{FORMAT}\")."
+        )
+    version = document.get("version")
+    if version != VERSION:
+        raise ImportFileInvalid(
+            f"{source} has export version {version!r}; this robomail reads version {VERSION}. "
+            "Export again with a matching robomail, or upgrade."
+        )
+    if document.get("secrets") not in ("none", "plain", "encrypted"):
+        raise ImportFileInvalid(f"{source}: \"secrets\" must be none, plain or encrypted.")
+    if not isinstance(document.get("records"), list):
+        raise ImportFileInvalid(f"{source}: \"records\" must be a list.")
+    return document
+
+
+def needs_passphrase(document: dict[str, Any]) -> bool:
+    return document.get("secrets") == "encrypted"
+
+
+def _open_secrets(document: dict[str, Any], passphrase: str | None) -> dict[str, Any]:
+    enc = document.get("encryption")
+    known = isinstance(enc, dict) and (enc.get("kdf"), enc.get("cipher")) == (
+        "scrypt",
+        "AES-256-GCM",
+    )
+    if not known or not isinstance(enc, dict):
+        raise ImportFileInvalid("The export file's \"encryption\" section is missing or unknown.")
+    if not passphrase:
+        raise ImportFileInvalid(
+            "This export's secrets are encrypted: give the passphrase (--passphrase, the "
+            "ROBOMAIL_EXPORT_PASSPHRASE variable, or answer the prompt)."
+        )
+    try:
+        n, r, p = int(enc["n"]), int(enc["r"]), int(enc["p"])
+    except (KeyError, TypeError, ValueError):
+        raise ImportFileInvalid("The export file's scrypt parameters are malformed.") from None
+    if not (2**14 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
+        raise ImportFileInvalid("The export file's scrypt parameters are out of range.")
+    salt = _unb64(enc.get("salt"), "salt")
+    nonce = _unb64(enc.get("nonce"), "nonce")
+    sealed = _unb64(enc.get("ciphertext"), "ciphertext")
+    try:
+        key = _derive(passphrase, salt, n, r, p)
+        plain = AESGCM(key).decrypt(nonce, sealed, _aad(document))
+        secrets = json.loads(plain)
+    except (InvalidTag, ValueError):
+        raise ImportFileInvalid(
+            "Wrong passphrase, or the export file was altered: its secrets cannot be opened. "
+            "Nothing was imported."
+        ) from None
+    if not isinstance(secrets, dict):
+        raise ImportFileInvalid("The export file's sealed secrets are malformed.")
+    return secrets
+
+
+def parse_export(document: dict[str, Any], passphrase: str | None = None) -> ParsedExport:
+    """Checks every record of a parsed document; raises ImportFileInvalid on the first problem."""
+    mode = document["secrets"]
+    secrets = _open_secrets(document, passphrase) if mode == "encrypted" else {}
+    records: list[OAuthRecord] = []
+    seen: set[str] = set()
+    for i, row in enumerate(document["records"], start=1):
+        label = f"record #{i}"
+        if isinstance(row, dict) and isinstance(row.get("record_name"), str):
+            label += f" ({row['record_name']!r})"
+        if not isinstance(row, dict):
+            raise ImportFileInvalid(f"The export file's {label} is not an object.")
+        allowed = set(PUBLIC_FIELDS) | (set(SECRET_FIELDS) if mode == "plain" else set())
+        unknown = sorted(set(row) - allowed)
+        if unknown:
+            raise ImportFileInvalid(
+                f"The export file's {label} has unexpected field(s): {', '.join(unknown)}."
+            )
+        data = dict(row)
+        if mode == "encrypted":
+            sealed = secrets.get(row.get("record_name"))
+            if not isinstance(sealed, dict):
+                raise ImportFileInvalid(f"The export file has no sealed secrets for {label}.")
+            data.update({f: sealed.get(f, "") for f in SECRET_FIELDS})
+        try:
+            record = record_from_mapping(data)
+        except RecordInvalid as exc:
+            raise ImportFileInvalid(f"The export file's {label} is invalid: {exc}") from None
+        if record.record_name in seen:
+            raise ImportFileInvalid(
+                f"The export file names {record.record_name!r} twice; Record Names are unique."
+            )
+        seen.add(record.record_name)
+        records.append(record)
+    return ParsedExport(records=tuple(records), has_secrets=mode != "none")
+
+
+def _free_name(name: str, taken: set[str]) -> str:
+    for i in range(2, 10_000):
+        candidate = f"{name} ({i})"
+        if candidate not in taken:
+            return candidate
+    raise ImportFileInvalid(f"No free name for {name!r}.")
+
+
+def import_records(store: Any, parsed: ParsedExport, on_conflict: str = "error") -> ImportReport:
+    """Adds the file's records; a clash is an error, or overwrites, or gets a new name.
+
+    Overwriting from a file without secrets keeps the stored Client Secret and Refresh Token.
+    All changes go to the store in one transaction when it supports ``apply``.
+    """
+    if on_conflict not in ON_CONFLICT:
+        raise ImportFileInvalid(f"on_conflict must be one of {', '.join(ON_CONFLICT)}.")
+    existing = {r.record_name: r for r in store.list()}
+    taken = set(existing)
+    adds: list[OAuthRecord] = []
+    replaces: list[OAuthRecord] = []
+    renamed: list[tuple[str, str]] = []
+    clashes = [r.record_name for r in parsed.records if r.record_name in existing]
+    if clashes and on_conflict == "error":
+        raise RecordExists(
+            f"Import stopped, nothing was changed: records already exist: "
+            f"{', '.join(repr(n) for n in clashes)}. Choose --on-conflict overwrite or rename."
+        )
+    for record in parsed.records:
+        name = record.record_name
+        if name not in existing:
+            adds.append(record)
+            taken.add(name)
+        elif on_conflict == "overwrite":
+            if not parsed.has_secrets:
+                old = existing[name]
+                record = attrs.evolve(
+                    record, client_secret=old.client_secret, refresh_token=old.refresh_token
+                )
+            replaces.append(record)
+        else:
+            new_name = _free_name(name, taken | {r.record_name for r in parsed.records})
+            taken.add(new_name)
+            adds.append(attrs.evolve(record, record_name=new_name))
+            renamed.append((name, new_name))
+    apply = getattr(store, "apply", None)
+    if apply is not None:
+        apply(adds, replaces)
+    else:  # a host's store without transactions: best effort, in a safe order
+        for record in adds:
+            store.add(record)
+        for record in replaces:
+            store.update(record)
+    return ImportReport(
+        added=tuple(r.record_name for r in adds),
+        overwritten=tuple(r.record_name for r in replaces),
+        renamed=tuple(renamed),
+    )
