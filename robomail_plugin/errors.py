@@ -124,3 +124,9 @@ class SendFailed(RobomailError):
     """SMTP refused the message or every recipient."""
 
     default_code = "send_failed"
+
+
+class FolderNotFound(RobomailError):
+    """An IMAP folder does not exist (and create_if_missing was not set)."""
+
+    default_code = "folder_not_found"
