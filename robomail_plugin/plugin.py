@@ -19,7 +19,14 @@ class RobomailPlugin:
 
     @hookimpl
     def robomail_register_actions(self) -> list[ActionSpec]:
-        return []
+        from robomail_plugin.mail import imap, parse, pop3, smtp
+
+        return [
+            *imap.action_specs(self.services),
+            *pop3.action_specs(self.services),
+            *smtp.action_specs(self.services),
+            *parse.action_specs(self.services),
+        ]
 
     @hookimpl
     def robomail_register_credential_editors(self) -> list[EditorSpec]:

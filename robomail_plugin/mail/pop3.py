@@ -1,0 +1,422 @@
+"""The POP3 actions: Open, Close, Messages Count, Mail Loop, Download Email, Delete Email.
+
+A ``Pop3Session`` wraps the logged-in ``poplib.POP3`` that ``connect.open_pop3`` returns and is
+registered under the task's connection name. Message numbers stay valid for the whole POP3
+session (RFC 1939), so a loop's snapshot is the UIDL list taken when it starts; deleting inside
+the loop only marks (DELE) and takes effect at QUIT (Close with commit, or the end of the task).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import poplib
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
+
+from robomail_plugin import errors
+from robomail_plugin.mail import connect, files
+from robomail_plugin.mail.conditions import parse_conditions
+from robomail_plugin.mail.message_info import message_info, parse_message, walk_parts
+from robomail_plugin.schema import ActionContext, ActionSpec, ErrorCode, Param, ParamType
+
+KIND = "pop3"
+DEFAULT_CONNECTION = "POP3"
+T = TypeVar("T")
+
+# poplib refuses lines longer than 2 KB; real mail (unwrapped HTML) has longer ones.
+poplib._MAXLINE = max(poplib._MAXLINE, 8 * 1024 * 1024)  # type: ignore[attr-defined]
+
+
+def _reply(exc: BaseException) -> str:
+    arg = exc.args[0] if exc.args else exc
+    if isinstance(arg, bytes | bytearray):
+        return bytes(arg).decode("utf-8", "replace")
+    return str(arg)
+
+
+class Pop3Session:
+    """A logged-in POP3 connection; ``close()`` is QUIT, which commits deletions."""
+
+    def __init__(self, pop: poplib.POP3, settings: connect.ConnectionSettings) -> None:
+        self.pop = pop
+        self.settings = settings
+        self._uidl: dict[int, str] | None = None
+        self._sizes: dict[int, int] | None = None
+        self.closed = False
+
+    def __repr__(self) -> str:
+        return f"Pop3Session({self.settings.describe()}, closed={self.closed})"
+
+    def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
+        """Runs one command; a refusal becomes MailProtocolError with the server's reply."""
+        try:
+            return fn(*args)
+        except poplib.error_proto as exc:
+            reply = _reply(exc)
+            raise errors.MailProtocolError(
+                f"POP3 {what}: the server {self.settings.describe()} refused it "
+                f"(server said: {reply}).", server_reply=reply) from None
+        except OSError as exc:
+            raise errors.ConnectFailed(
+                f"POP3 {what}: the connection to {self.settings.describe()} was lost "
+                f"({exc.__class__.__name__}: {exc}). Open it again.") from None
+
+    # --- listing -------------------------------------------------------------------------------
+
+    def stat(self) -> tuple[int, int]:
+        count, size = self.call("STAT", self.pop.stat)
+        return int(count), int(size)
+
+    def uidl(self) -> dict[int, str]:
+        """Message number -> unique id, as listed once in this session (the snapshot)."""
+        if self._uidl is None:
+            _resp, lines, _octets = self.call("UIDL", self.pop.uidl)
+            result: dict[int, str] = {}
+            for line in lines:
+                parts = bytes(line).split()
+                if len(parts) >= 2 and parts[0].isdigit():
+                    result[int(parts[0])] = parts[1].decode("ascii", "replace")
+            self._uidl = result
+        return self._uidl
+
+    def sizes(self) -> dict[int, int]:
+        if self._sizes is None:
+            _resp, lines, _octets = self.call("LIST", self.pop.list)
+            result: dict[int, int] = {}
+            for line in lines:
+                parts = bytes(line).split()
+                if len(parts) >= 2 and parts[0].isdigit() and parts[1].isdigit():
+                    result[int(parts[0])] = int(parts[1])
+            self._sizes = result
+        return self._sizes
+
+    def resolve(self, number: Any, uid: Any) -> tuple[int, str]:
+        """``(number, uid)`` of the message named by number or uid (exactly one given)."""
+        has_number = number not in (None, "", 0)
+        has_uid = uid not in (None, "")
+        if has_number == has_uid:
+            raise errors.InvalidParameter(
+                "name the message by number or by uid (one of them): e.g. number: "
+                "{json:Msg.number} or uid: {json:Msg.uid}")
+        table = self.uidl()
+        if has_uid:
+            for n, u in table.items():
+                if u == str(uid).strip():
+                    return n, u
+            raise errors.MessageNotFound(
+                f"no message with UIDL {str(uid)!r} on {self.settings.describe()} (it may have "
+                "been deleted)")
+        try:
+            n = int(number)
+        except (TypeError, ValueError):
+            raise errors.InvalidParameter(f"number {number!r} is not a message number") from None
+        if n not in table:
+            count = len(table)
+            raise errors.MessageNotFound(
+                f"no message number {n} on {self.settings.describe()} (the mailbox has {count} "
+                f"message(s), numbered 1 to {count}, or it was deleted)")
+        return n, table[n]
+
+    # --- fetching ------------------------------------------------------------------------------
+
+    def retrieve(self, number: int) -> bytes:
+        _resp, lines, _octets = self.call(f"RETR {number}", self.pop.retr, number)
+        return b"\r\n".join(bytes(line) for line in lines) + b"\r\n"
+
+    def headers(self, number: int) -> bytes:
+        _resp, lines, _octets = self.call(f"TOP {number} 0", self.pop.top, number, 0)
+        return b"\r\n".join(bytes(line) for line in lines) + b"\r\n"
+
+    def delete(self, number: int) -> None:
+        self.call(f"DELE {number}", self.pop.dele, number)
+
+    # --- ending --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """QUIT: deletions take effect. Never raises (the end of a task closes quietly)."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.pop.quit()
+        except Exception:
+            with contextlib.suppress(Exception):
+                self.pop.close()
+
+    def quit(self) -> None:
+        """QUIT, reporting a refusal (the server failed to remove deleted messages)."""
+        self.closed = True
+        try:
+            self.call("QUIT", self.pop.quit)
+        finally:
+            with contextlib.suppress(Exception):
+                self.pop.close()
+
+    def discard(self) -> None:
+        """RSET (unmark every deletion) then QUIT."""
+        try:
+            self.call("RSET", self.pop.rset)
+        except BaseException:
+            self.close()
+            raise
+        self.quit()
+
+
+def _session(ctx: ActionContext, params: Mapping[str, Any]) -> Pop3Session:
+    return ctx.connection(params.get("connection") or DEFAULT_CONNECTION, KIND)
+
+
+def account_key(settings: connect.ConnectionSettings) -> str:
+    """Who is logged in where, for per-mailbox task state (skip_seen, only_new)."""
+    who = settings.username if settings.auth == "password" else f"oauth:{settings.oauth_record}"
+    return f"pop3:{who}@{settings.server}:{settings.port}"
+
+
+# --- actions -------------------------------------------------------------------------------------
+
+
+def run_open(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    settings = connect.ConnectionSettings.from_params(KIND, params)
+    name = params.get("connection") or DEFAULT_CONNECTION
+    pop = connect.open_pop3(settings, services, log=ctx.log, add_secret=ctx.add_secret)
+    session = Pop3Session(pop, settings)
+    try:
+        ctx.open_connection(name, KIND, session)
+        count, _size = session.stat()
+    except BaseException:
+        session.close()
+        raise
+    if params.get("save_count_to"):
+        ctx.set_variable(params["save_count_to"], count)
+    ctx.log(f"POP3 connection {name!r} open to {settings.describe()}: {count} message(s)")
+
+
+def run_close(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    name = params.get("connection") or DEFAULT_CONNECTION
+    session: Pop3Session = ctx.close_connection(name, KIND)
+    if (params.get("on_close") or "commit") == "discard":
+        session.discard()
+        ctx.log(f"POP3 connection {name!r} closed; deletions discarded (RSET)")
+    else:
+        session.quit()
+        ctx.log(f"POP3 connection {name!r} closed; deletions committed")
+
+
+def run_count(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    count, size = _session(ctx, params).stat()
+    if params.get("save_count_to"):
+        ctx.set_variable(params["save_count_to"], count)
+    if params.get("save_size_to"):
+        ctx.set_variable(params["save_size_to"], size)
+    ctx.log(f"POP3 mailbox: {count} message(s), {size} bytes")
+
+
+def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    conditions = parse_conditions(params.get("conditions"), params.get("match"))
+    session = _session(ctx, params)
+    whole = params.get("retrieve") == "whole" or conditions.needs_body
+    limit = int(params.get("max_messages") or 0)
+    if limit < 0:
+        raise errors.InvalidParameter("max_messages must be 0 (no limit) or more")
+    save_to = params.get("save_to") or "Msg"
+    table = dict(session.uidl())  # the snapshot
+    sizes = session.sizes()
+    numbers = sorted(table, reverse=params.get("order") == "newest")
+    skip_seen = bool(params.get("skip_seen"))
+    state_key = "skip_seen:" + account_key(session.settings)
+    seen: set[str] = set(ctx.load_state(state_key).get("uids", [])) if skip_seen else set()
+    done: list[str] = []
+    count = 0
+    try:
+        for n in numbers:
+            if limit and count >= limit:
+                break
+            uid = table[n]
+            if uid in seen:
+                continue
+            data = session.retrieve(n) if whole else session.headers(n)
+            info = message_info(data, number=n, uid=uid, size=sizes.get(n),
+                                headers_only=not whole)
+            if not conditions.matches(info):
+                continue
+            count += 1
+            ctx.set_variable(save_to, info)
+            yield info
+            done.append(uid)
+    finally:
+        if skip_seen and done:
+            present = set(table.values())
+            ctx.save_state(state_key, {"uids": sorted((seen & present) | set(done))})
+
+
+def run_download(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    session = _session(ctx, params)
+    if not params.get("save_to_file") and not params.get("folder"):
+        raise errors.InvalidParameter(
+            "say where to save the message: save_to_file, or folder (with file_name)")
+    mode = files.check_if_exists(params.get("if_exists"))
+    number, uid = session.resolve(params.get("number"), params.get("uid"))
+    data = session.retrieve(number)
+    msg = parse_message(data)
+    info = message_info(msg, number=number, uid=uid, size=len(data), include_body=False)
+    path = files.save_message(data, info, save_to_file=params.get("save_to_file") or None,
+                              folder=params.get("folder") or None,
+                              file_name=params.get("file_name") or "{uid}.eml", if_exists=mode)
+    saved: list[str] = []
+    if params.get("attachments_folder"):
+        _text, _html, found = walk_parts(msg)
+        saved = [str(p) for p in files.extract_attachments(
+            found, params["attachments_folder"], mode)]
+    if params.get("save_path_to"):
+        ctx.set_variable(params["save_path_to"], str(path))
+    ctx.log(f"POP3 message {number} (UIDL {uid}) saved to {path}"
+            + (f"; {len(saved)} attachment(s) extracted" if saved else ""))
+
+
+def run_delete(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+    session = _session(ctx, params)
+    number, uid = session.resolve(params.get("number"), params.get("uid"))
+    session.delete(number)
+    ctx.log(f"POP3 message {number} (UIDL {uid}) marked for deletion (takes effect at Close)")
+
+
+# --- declarations --------------------------------------------------------------------------------
+
+
+def _connection_param() -> Param:
+    return Param(name="connection", default=DEFAULT_CONNECTION,
+                 help="Name of the POP3 connection (as given to POP3 Open).")
+
+
+def _message_params() -> list[Param]:
+    return [
+        Param(name="number", type=ParamType.INT, default=None,
+              help="Message number in this POP3 session (e.g. {json:Msg.number})."),
+        Param(name="uid", default=None,
+              help="The message's UIDL (e.g. {json:Msg.uid}); use instead of number."),
+    ]
+
+
+_COMMON_ERRORS = [
+    ErrorCode(code="connection_not_open", meaning="No POP3 connection of that name is open."),
+    ErrorCode(code="wrong_connection_kind", meaning="The connection is not a POP3 one."),
+    ErrorCode(code="server_error", meaning="The server refused a command (reply in the log)."),
+    ErrorCode(code="connect_failed", meaning="The connection was lost."),
+]
+_OPEN_ERRORS = [
+    ErrorCode(code="connect_failed", meaning="Cannot reach the server, TLS failed, or STLS "
+              "was required and not offered."),
+    ErrorCode(code="login_failed", meaning="User name/password or OAuth token rejected."),
+    ErrorCode(code="login_temporary", meaning="The server could not check the login now."),
+    ErrorCode(code="invalid_parameter", meaning="A connection parameter is missing or wrong."),
+    ErrorCode(code="connection_in_use", meaning="A connection of that name is already open."),
+    ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),
+    ErrorCode(code="token_refused", meaning="The token endpoint refused (run Get Refresh Token)."),
+    ErrorCode(code="token_temporary", meaning="The token endpoint is unreachable for now."),
+]
+_MESSAGE_ERRORS = [
+    ErrorCode(code="message_not_found", meaning="No message has that number or UIDL."),
+    ErrorCode(code="invalid_parameter", meaning="Neither or both of number and uid given."),
+]
+
+
+def action_specs(services: Any) -> list[ActionSpec]:
+    def open_(ctx: ActionContext, params: Mapping[str, Any]) -> None:
+        run_open(services, ctx, params)
+
+    return [
+        ActionSpec(
+            id="robomail.pop3_open", title="POP3 Open", category="Email", run=open_,
+            description="Connects and logs in to a POP3 server and registers the session under "
+                        "a connection name for the other POP3 actions.",
+            params=[*connect.connection_params(KIND), _connection_param(),
+                    Param(name="save_count_to", default=None, sets_variable=True,
+                          help="Variable for the number of messages in the mailbox.")],
+            errors=_OPEN_ERRORS,
+        ),
+        ActionSpec(
+            id="robomail.pop3_close", title="POP3 Close", category="Email", run=run_close,
+            description="Ends the POP3 session: commit (QUIT: deletions take effect) or "
+                        "discard (RSET then QUIT: nothing is deleted).",
+            params=[_connection_param(),
+                    Param(name="on_close", type=ParamType.CHOICE, choices=("commit", "discard"),
+                          default="commit",
+                          help="commit = delete what POP3 Delete Email marked; discard = keep "
+                               "everything.")],
+            errors=_COMMON_ERRORS,
+        ),
+        ActionSpec(
+            id="robomail.pop3_messages_count", title="POP3 Messages Count", category="Email",
+            run=run_count,
+            description="Counts the messages in the mailbox and their total size (STAT).",
+            params=[_connection_param(),
+                    Param(name="save_count_to", default="Count", sets_variable=True,
+                          help="Variable for the number of messages."),
+                    Param(name="save_size_to", default=None, sets_variable=True,
+                          help="Variable for the total size in bytes.")],
+            errors=_COMMON_ERRORS,
+        ),
+        ActionSpec(
+            id="robomail.pop3_mail_loop", title="POP3 Mail Loop", category="Email",
+            run=run_loop, loop=True,
+            description="Runs the loop body once per message (a snapshot taken when the loop "
+                        "starts), writing its Message info to a variable.",
+            params=[
+                _connection_param(),
+                Param(name="order", type=ParamType.CHOICE, choices=("oldest", "newest"),
+                      default="oldest", help="oldest first or newest first."),
+                Param(name="retrieve", type=ParamType.CHOICE, choices=("headers", "whole"),
+                      default="headers",
+                      help="headers = only the headers (TOP n 0; fast, no body or attachment "
+                           "list); whole = the whole message. Conditions on body, text or "
+                           "has_attachment fetch whole messages anyway."),
+                Param(name="max_messages", type=ParamType.INT, default=0,
+                      help="Stop after this many matching messages; 0 = all."),
+                Param(name="conditions", type=ParamType.JSON, default=None,
+                      help="List of {field, op, value}; see Conditions."),
+                Param(name="match", type=ParamType.CHOICE, choices=("all", "any"),
+                      default="all", help="all = every condition must hold; any = one is enough."),
+                Param(name="save_to", default="Msg", sets_variable=True,
+                      help="Variable for each message's Message info JSON."),
+                Param(name="skip_seen", type=ParamType.BOOL, default=False,
+                      help="Skip messages this task already processed in earlier runs "
+                           "(remembered by UIDL, per mailbox)."),
+            ],
+            errors=[*_COMMON_ERRORS, ErrorCode(code="invalid_parameter",
+                                               meaning="A condition or max_messages is wrong.")],
+        ),
+        ActionSpec(
+            id="robomail.pop3_download_email", title="POP3 Download Email", category="Email",
+            run=run_download,
+            description="Saves one message as a .eml file, optionally extracting its "
+                        "attachments.",
+            params=[
+                _connection_param(), *_message_params(),
+                Param(name="save_to_file", type=ParamType.PATH, default=None,
+                      help="Full path of the .eml file to write."),
+                Param(name="folder", type=ParamType.PATH, default=None,
+                      help="Folder to save into (created if missing), with file_name."),
+                Param(name="file_name", default="{uid}.eml",
+                      help="File name in folder; {uid}, {number}, {subject}, {from}, "
+                           "{from_address}, {date}, {message_id} are filled in."),
+                Param(name="if_exists", type=ParamType.CHOICE, choices=files.IF_EXISTS,
+                      default="unique",
+                      help="When the file exists: overwrite, unique (name (1).eml) or error."),
+                Param(name="attachments_folder", type=ParamType.PATH, default=None,
+                      help="Also save the attachments into this folder (safe names)."),
+                Param(name="save_path_to", default=None, sets_variable=True,
+                      help="Variable for the path of the written .eml file."),
+            ],
+            errors=[*_COMMON_ERRORS, *_MESSAGE_ERRORS,
+                    ErrorCode(code="file_error", meaning="The file exists (if_exists: error) or "
+                              "cannot be written.")],
+        ),
+        ActionSpec(
+            id="robomail.pop3_delete_email", title="POP3 Delete Email", category="Email",
+            run=run_delete,
+            description="Marks one message for deletion (DELE); it is removed when the session "
+                        "closes with commit, kept with discard.",
+            params=[_connection_param(), *_message_params()],
+            errors=[*_COMMON_ERRORS, *_MESSAGE_ERRORS],
+        ),
+    ]
