@@ -22,6 +22,7 @@ from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
 from robomail_plugin.credentials.tokens import token_summary
 from robomail_plugin.errors import InvalidParameter
 from robomail_plugin.schema import (
+    ActionFailed,
     CommandResult,
     EditorCommand,
     EditorField,
@@ -102,6 +103,16 @@ def _describe(record: OAuthRecord) -> str:
     return "\n".join(f"{FIELD_LABELS[k]:<{width}}  {v}" for k, v in data.items())
 
 
+def _ask(ctx: HostContext, text: str, *, secret: bool) -> str | None:
+    """Asks the person at the terminal; None when nobody is there to answer."""
+    if not ctx.interactive:
+        return None
+    try:
+        return ctx.prompt(text, secret=secret)
+    except ActionFailed:
+        return None
+
+
 def _str(params: Mapping[str, Any], name: str) -> str | None:
     value = params.get(name)
     return None if value is None else str(value)
@@ -162,15 +173,18 @@ class OAuthEditor:
             value = _str(params, pname)
             if value is not None:
                 fields[fname] = value
-        if params.get("client_secret") is None and ctx.interactive:
-            fields["client_secret"] = ctx.prompt(
-                "Client Secret (leave empty for a public client)", secret=True
-            )
+        asked = False
+        if params.get("client_secret") is None:
+            answer = _ask(ctx, "Client Secret (leave empty for a public client)", secret=True)
+            fields["client_secret"] = answer or ""
+            asked = answer is not None
         record = OAuthRecord(**fields)
         self.services.store.add(record)
         self.services.tokens.invalidate(record.record_name)
         message = f"Added OAuth record {record.record_name!r}"
         message += f" with {title}'s endpoints." if title else "."
+        if params.get("client_secret") is None and not asked:
+            message += " No Client Secret stored (public client); add one with edit if needed."
         message += f" Next: hostsim oauth get-refresh-token {shlex.quote(record.record_name)}"
         return CommandResult(message=message, data=masked(record))
 
@@ -283,13 +297,14 @@ class OAuthEditor:
         if given:
             ctx.add_secret(given)
             return given
-        if not (wanted and ctx.interactive):
+        if not wanted:
             return None
-        first = ctx.prompt(
+        first = _ask(
+            ctx,
             "Passphrase" + (" to encrypt the secrets (empty: plain text)" if confirm else ""),
             secret=True,
         )
-        if first and confirm and ctx.prompt("Repeat the passphrase", secret=True) != first:
+        if first and confirm and _ask(ctx, "Repeat the passphrase", secret=True) != first:
             raise InvalidParameter("The two passphrases differ; nothing was written.")
         return first or None
 
@@ -375,10 +390,12 @@ class OAuthEditor:
             raise InvalidParameter("This credential store does not support key rotation.")
         new_key = params.get("new_key") or None
         source = getattr(store, "key_source", None)
-        if new_key is None and isinstance(source, EnvKeySource) and ctx.interactive:
-            new_key = ctx.prompt(
+        if new_key is None and isinstance(source, EnvKeySource):
+            new_key = _ask(
+                ctx,
                 "New key (urlsafe base64 of 32 random bytes; ROBOMAIL_KEY must be set to it "
-                "afterwards)", secret=True,
+                "afterwards)",
+                secret=True,
             ) or None
         if new_key:
             ctx.add_secret(new_key)
