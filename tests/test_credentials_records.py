@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from credentials_support import CANARY
 
 from robomail_plugin.credentials.records import OAuthRecord, record_from_mapping
 from robomail_plugin.errors import RecordInvalid
-
-from credentials_support import CANARY
 
 GOOD = dict(
     record_name="Work Gmail",

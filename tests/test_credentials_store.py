@@ -19,6 +19,7 @@ import attrs
 import keyring
 import keyring.backend
 import pytest
+from credentials_support import CANARY, writer_worker
 
 from robomail_plugin.credentials.crypto import encode_key, new_key
 from robomail_plugin.credentials.keys import (
@@ -30,8 +31,6 @@ from robomail_plugin.credentials.keys import (
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.store import DB_FILE, SQLiteCredentialStore
 from robomail_plugin.errors import RecordExists, RecordInvalid, RecordNotFound, StoreError
-
-from credentials_support import CANARY, writer_worker
 
 TESTS = Path(__file__).parent
 
@@ -111,9 +110,11 @@ def test_a_secret_moved_to_another_record_is_detected(robomail_home):
     store.add(rec("a", secret="secret-of-a"))
     store.add(rec("b", secret="secret-of-b"))
     conn = sqlite3.connect(robomail_home / DB_FILE)
-    blob_a = conn.execute("SELECT client_secret FROM oauth_records WHERE record_name='a'").fetchone()
+    blob_a = conn.execute("SELECT client_secret FROM oauth_records WHERE record_name='a'")
+    blob_a = blob_a.fetchone()
     conn.close()
-    _swap(robomail_home, "UPDATE oauth_records SET client_secret=? WHERE record_name='b'", blob_a[0])
+    sql = "UPDATE oauth_records SET client_secret=? WHERE record_name='b'"
+    _swap(robomail_home, sql, blob_a[0])
     with pytest.raises(StoreError, match="Client Secret of record 'b' fails its integrity check"):
         store.get("b")
     assert store.get("a").client_secret == "secret-of-a"
