@@ -78,3 +78,17 @@ def var(result: Any, name: str) -> Any:
 def append(name: str, expr: str) -> dict[str, Any]:
     """A Set Variable step that appends ``|<expr>`` to variable ``name``."""
     return {"action": "Set Variable", "params": {"name": name, "value": f"{{{name}}}|{expr}"}}
+
+
+def delivered(sandbox: Any, username: str, count: int = 1, timeout: float = 10.0) -> list[bytes]:
+    """The messages in the user's INBOX Maildir, waiting until ``count`` have arrived."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        root = sandbox.maildir(username)
+        found = sorted((p for sub in ("new", "cur") if (root / sub).is_dir()
+                        for p in (root / sub).iterdir()), key=lambda p: p.name)
+        if len(found) >= count or time.monotonic() > deadline:
+            return [p.read_bytes() for p in found]
+        time.sleep(0.05)
