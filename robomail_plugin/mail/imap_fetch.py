@@ -1,0 +1,114 @@
+"""Streaming message info out of a folder: many messages per round trip, memory kept flat.
+
+Loops and Check for Email give a snapshot of UIDs; this module fetches them in batches
+(``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])``) and, only when
+bodies are needed, the bodies in sub-batches bounded by their total size. It never sets \\Seen:
+every body fetch is a PEEK.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import attrs
+
+from robomail_plugin.mail.imap_session import ImapSession
+from robomail_plugin.mail.message_info import message_info
+
+FETCH_BATCH = 200
+BODY_BATCH_BYTES = 8 * 1024 * 1024
+
+
+@attrs.frozen
+class Fetched:
+    """One message as fetched: its UID, Message info, and whole bytes when fetched."""
+
+    uid: int
+    info: dict[str, Any]
+    raw: bytes | None = attrs.field(default=None, repr=False)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def chunks(items: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _body_chunks(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
+    """Groups ``uids`` so each group's bodies stay under BODY_BATCH_BYTES (at least one each)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid, 0)
+        if group and total + size > BODY_BATCH_BYTES:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += size
+    if group:
+        yield group
+
+
+def _info(
+    uid: int, entry: dict[bytes, Any], folder: str, raw: bytes | None, include_body: bool
+) -> dict[str, Any]:
+    flags = [_text(f) for f in entry.get(b"FLAGS", ())]
+    size = entry.get(b"RFC822.SIZE")
+    common = {"uid": uid, "number": entry.get(b"SEQ"), "flags": flags, "folder": folder}
+    if raw is not None:
+        info = message_info(raw, size=size, include_body=include_body, **common)
+    else:
+        header = entry.get(b"BODY[HEADER]") or b""
+        info = message_info(bytes(header), size=size, headers_only=True, **common)
+    internal = entry.get(b"INTERNALDATE")
+    if isinstance(internal, dt.datetime):
+        info["internal_date"] = internal.isoformat()
+    return info
+
+
+def iter_messages(
+    session: ImapSession,
+    uids: Iterable[int],
+    *,
+    need_raw: bool = False,
+    include_body: bool = False,
+    batch_size: int = FETCH_BATCH,
+) -> Iterator[Fetched]:
+    """Yields ``Fetched`` for each UID still present, in the given order.
+
+    ``need_raw`` fetches whole messages (for body conditions, attachments, downloads);
+    ``include_body`` puts ``body_text``/``body_html`` into the info. Messages that vanished since
+    the snapshot (moved or expunged by the loop body) are skipped.
+    """
+    folder = session.require_selected("fetching messages")
+    client = session.client
+    wanted = list(uids)
+    items = ["UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
+    if not need_raw:
+        items.append("BODY.PEEK[HEADER]")
+    for batch in chunks(wanted, batch_size):
+        meta = session.call(f"UID FETCH ({len(batch)} messages)", client.fetch, batch, items)
+        present = [uid for uid in batch if uid in meta]
+        if not need_raw:
+            for uid in present:
+                yield Fetched(uid, _info(uid, meta[uid], folder, None, False))
+            continue
+        sizes = {uid: int(meta[uid].get(b"RFC822.SIZE", 0) or 0) for uid in present}
+        for group in _body_chunks(present, sizes):
+            bodies = session.call(
+                f"UID FETCH bodies ({len(group)} messages)", client.fetch, group, ["BODY.PEEK[]"]
+            )
+            for uid in group:
+                raw = bodies.get(uid, {}).get(b"BODY[]")
+                if raw is None:  # vanished between the two fetches
+                    continue
+                raw = bytes(raw)
+                yield Fetched(uid, _info(uid, meta[uid], folder, raw, include_body), raw)
+            del bodies
