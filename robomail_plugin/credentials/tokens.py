@@ -28,7 +28,7 @@ import requests
 from oauthlib.oauth2 import DeviceClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from robomail_plugin.credentials.presets import preset_for_endpoint
+from robomail_plugin.credentials.presets import builtin_presets, preset_for_endpoint
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.errors import (
     AuthorizationFailed,
@@ -266,7 +266,9 @@ def refusal_error(
 class TokenEndpoint:
     """Requests to token (and device) endpoints with bounded retries on transient failures."""
 
-    presets: Callable[[], Mapping[str, ProviderPreset]] = attrs.field(factory=lambda: dict)
+    presets: Callable[[], Mapping[str, ProviderPreset]] = attrs.field(
+        factory=lambda: lambda: {p.key: p for p in builtin_presets()}
+    )
     timeout: float = 30.0
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0)
     retry_after_cap: float = 5.0
@@ -304,6 +306,8 @@ class TokenEndpoint:
         except OAuth2Error as exc:
             if exc.error in TEMPORARY:
                 raise _Transient(exc.error) from None
+            if exc.error == "missing_token":
+                raise _Refused("invalid_response", "the answer has no access_token") from None
             raise _Refused(exc.error, exc.description or "", exc.status_code) from None
         except requests.Timeout:
             raise _Transient("timed out") from None
