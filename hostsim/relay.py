@@ -37,7 +37,7 @@ class _LmtpHandler:
                 refused.append(rcpt)
         if delivered == 0 and refused:
             return "451 4.3.0 LMTP delivery failed for every recipient"
-        return "250 2.0.0 OK delivered"
+        return "250 OK delivered"
 
 
 class LmtpRelay:

@@ -46,6 +46,15 @@ DOVECOT_CANDIDATES = ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
 MAIL_UID = 5000
 DEFAULT_USERS = ("alice@example.test", "bob@example.test", "carol@example.test")
 PORT_NAMES = ("imap", "imaps", "pop3", "pop3s", "submission", "submissions", "lmtp", "relay")
+PORT_HELP = {
+    "imap": "plain IMAP, STARTTLS offered",
+    "imaps": "IMAP over TLS",
+    "pop3": "plain POP3, STLS offered",
+    "pop3s": "POP3 over TLS",
+    "submission": "SMTP submission, STARTTLS",
+    "submissions": "SMTP submission over TLS (implicit)",
+    "lmtp": "local delivery (no login)",
+}
 SPECIAL_FOLDERS = ("Drafts", "Sent", "Trash", "Junk")
 START_ATTEMPTS = 3
 READY_TIMEOUT = 15.0
@@ -552,21 +561,23 @@ service anvil {{
         """Write messages straight into the folder's Maildir new/ (fast; no server round trip)."""
         with self._lock:
             target = self._ensure_folder(username, folder)
-            tmp, new = target / "tmp", target / "new"
+            tmp, new = os.path.join(target, "tmp", ""), os.path.join(target, "new", "")
             stamp = int(time.time())
             pid = os.getpid()
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
             for message in messages:
                 self._seq += 1
                 name = f"{stamp}.M{self._seq}P{pid}.sandbox"
-                tmp_path = tmp / name
-                fd = os.open(tmp_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                fd = os.open(tmp + name, flags, 0o600)
                 try:
-                    os.write(fd, message)
+                    view = memoryview(message)
+                    while view:
+                        view = view[os.write(fd, view) :]
                     if self._root:
                         os.fchown(fd, self._uid, self._gid)
                 finally:
                     os.close(fd)
-                os.rename(tmp_path, new / name)
+                os.rename(tmp + name, new + name)
 
     def deliver(self, username: str, message: bytes, folder: str = "INBOX") -> None:
         """Deliver through the real server: LMTP for INBOX, IMAP APPEND for other folders."""
@@ -643,8 +654,8 @@ def serve_forever(users: dict[str, str] | None = None) -> None:
     try:
         with Sandbox(provider, users=users) as box:
             print(f"Mail sandbox on {box.host} (folder {box.base})")
-            for name in PORT_NAMES[:-1]:
-                print(f"  {name:<12} {box.ports[name]}")
+            for name, what in PORT_HELP.items():
+                print(f"  {name:<12} {box.ports[name]:<10} {what}")
             print(f"  CA file      {box.ca_file}")
             print("Users (password logins):")
             for user, password in box.users.items():
