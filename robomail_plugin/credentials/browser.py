@@ -140,7 +140,7 @@ def authorize_in_browser(
         if not server.done.wait(timeout):
             raise _failed(
                 record,
-                f"no answer from the browser within {timeout:.0f} s. Run it again and finish "
+                f"no answer from the browser within {timeout:g} s. Run it again and finish "
                 "signing in sooner, or use --no-browser / --device on a machine without a browser.",
             )
     finally:
