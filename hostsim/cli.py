@@ -129,8 +129,11 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 @main.command()
 @click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="set a variable")
-@click.option("--vars-out", type=click.Path(dir_okay=False, path_type=Path),
-              help="write the final variables as JSON (secrets masked)")
+@click.option(
+    "--vars-out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="write the final variables as JSON (secrets masked)",
+)
 def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
     """Run a task file; exits 1 when the task fails."""
     host = _host(interactive=True)

@@ -87,7 +87,9 @@ CORE_ACTIONS = [
                 required=True,
                 help="a list, JSON text of an array, or comma-separated text",
             ),
-            Param(name="save_to", default="Item", sets_variable=True, help="variable for each item"),
+            Param(
+                name="save_to", default="Item", sets_variable=True, help="variable for each item"
+            ),
             Param(
                 name="save_index_to",
                 default="",

@@ -14,11 +14,13 @@ import hashlib
 import json
 import logging
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -507,7 +509,13 @@ def serve_forever(
         print(f"  token:         {provider.token_url}")
         print(f"  device:        {provider.device_url}")
         print(f"  introspection: {provider.introspect_url}")
-        print(f"  confidential client: client_id={client_id} client_secret={secret}")
+        from hostsim.sandbox import write_secrets_file
+
+        folder = Path(tempfile.mkdtemp(prefix="rm-provider-"))
+        secrets_file = write_secrets_file(
+            folder / "credentials.json", {"clients": {client_id: secret}}
+        )
+        print(f"  confidential client: client_id={client_id} (secret in {secrets_file}, mode 0600)")
         print(f"  public client:       client_id={public_client_id} (no secret)")
         print(f"  signs in as: {provider.consent_user} (consent is automatic)")
         print("Press Ctrl-C to stop.", flush=True)

@@ -10,7 +10,7 @@ import pluggy
 
 from hostsim.plugins import make_plugin_manager
 from hostsim.registry import Registry
-from hostsim.runner import RunResult, Runner
+from hostsim.runner import Runner, RunResult
 from hostsim.task import load_task_file, load_task_text
 from robomail_plugin.schema import HostServices
 
@@ -34,7 +34,9 @@ class Host:
         self.interactive = interactive
         self.global_vars: dict[str, Any] = {}
         pm.hook.robomail_configure.call_historic(
-            kwargs={"host": HostServices(data_dir=home / "data", hook=pm.hook, interactive=interactive)}
+            kwargs={
+                "host": HostServices(data_dir=home / "data", hook=pm.hook, interactive=interactive)
+            }
         )
         self.registry = Registry.collect(pm)
 
@@ -66,7 +68,11 @@ class Host:
         return self.runner(out).run(task, variables)
 
     def run_file(
-        self, path: str | Path, variables: dict[str, Any] | None = None, *, out: TextIO | None = None
+        self,
+        path: str | Path,
+        variables: dict[str, Any] | None = None,
+        *,
+        out: TextIO | None = None,
     ) -> RunResult:
         task = load_task_file(path, self.registry)
         return self.runner(out).run(task, variables)

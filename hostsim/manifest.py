@@ -101,7 +101,10 @@ def render_action_reference(registry: Registry) -> str:
                 lines += [_param_line(p) for p in spec.params]
                 lines.append("")
             if spec.errors:
-                lines += ["Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors), ""]
+                lines += [
+                    "Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors),
+                    "",
+                ]
     return "\n".join(lines).rstrip() + "\n"
 
 

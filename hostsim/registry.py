@@ -20,7 +20,9 @@ def _flatten(results: Iterable[Any], kind: type, hook: str) -> list[Any]:
     for result in results:
         for item in result or ():
             if not isinstance(item, kind):
-                raise RegistrationError(f"{hook} returned {type(item).__name__}, not {kind.__name__}")
+                raise RegistrationError(
+                    f"{hook} returned {type(item).__name__}, not {kind.__name__}"
+                )
             items.append(item)
     return items
 
@@ -66,7 +68,9 @@ class Registry:
 
     def providers(self) -> dict[str, ProviderPreset]:
         presets: dict[str, ProviderPreset] = {}
-        for preset in _flatten(self.pm.hook.robomail_oauth_providers(), ProviderPreset, "providers"):
+        for preset in _flatten(
+            self.pm.hook.robomail_oauth_providers(), ProviderPreset, "providers"
+        ):
             if preset.key in presets:
                 raise RegistrationError(f"two plugins offer the OAuth provider {preset.key!r}")
             presets[preset.key] = preset

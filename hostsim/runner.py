@@ -101,7 +101,9 @@ class RunContext:
 
     def set_variable(self, name: str, value: Any, scope: str = "local") -> None:
         if not name:
-            raise ActionFailed("an output variable name is empty; give save_to a name", code="invalid_parameter")
+            raise ActionFailed(
+                "an output variable name is empty; give save_to a name", code="invalid_parameter"
+            )
         self.variables.set(name, value, scope)
         if SECRET_NAME_RE.search(name):
             self.masker.add(to_text(value))
@@ -288,7 +290,9 @@ class Runner:
                 value = (
                     ctx.variables.expand_deep(raw)
                     if p.type in (ParamType.JSON, ParamType.LIST)
-                    else ctx.variables.expand(to_text(raw)) if isinstance(raw, str) else raw
+                    else ctx.variables.expand(to_text(raw))
+                    if isinstance(raw, str)
+                    else raw
                 )
                 try:
                     bound[p.name] = coerce(p, value)
@@ -300,7 +304,9 @@ class Runner:
                 default = p.default if p.has_default else None
                 bound[p.name] = list(default) if isinstance(default, list | tuple) else default
             if p.required and bound[p.name] in (None, ""):
-                raise ActionFailed(f"parameter {p.name!r} is empty; it is required", code="invalid_parameter")
+                raise ActionFailed(
+                    f"parameter {p.name!r} is empty; it is required", code="invalid_parameter"
+                )
             if p.secret:
                 ctx.add_secret(to_text(bound[p.name]))
         return bound
@@ -327,7 +333,12 @@ class Runner:
             for _item in iterator:
                 count += 1
                 if progress and count % 50 == 0:
-                    print(f"\r  {step.action.title}: {count} done", end="", file=sys.stderr, flush=True)
+                    print(
+                        f"\r  {step.action.title}: {count} done",
+                        end="",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                 self._run_steps(ctx, step.body, on_error)
                 ctx.current_step = step
         finally:

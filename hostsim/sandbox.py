@@ -15,6 +15,7 @@ import datetime as dt
 import grp
 import imaplib
 import ipaddress
+import json
 import os
 import pwd
 import re
@@ -642,6 +643,14 @@ service anvil {{
         return "".join(parts)
 
 
+def write_secrets_file(path: Path, secrets_by_kind: dict[str, dict[str, str]]) -> Path:
+    """Writes throw-away secrets to a file only its owner can read, so no terminal shows them."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(secrets_by_kind, fh, indent=2)
+    return path
+
+
 def serve_forever(users: dict[str, str] | None = None) -> None:
     """Run a fake provider and a sandbox in the foreground (``hostsim sandbox``) until Ctrl-C."""
     from hostsim.fakeprovider import FakeProvider
@@ -657,14 +666,17 @@ def serve_forever(users: dict[str, str] | None = None) -> None:
             for name, what in PORT_HELP.items():
                 print(f"  {name:<12} {box.ports[name]:<10} {what}")
             print(f"  CA file      {box.ca_file}")
-            print("Users (password logins):")
-            for user, password in box.users.items():
-                print(f"  {user}  password: {password}")
+            assert box.base is not None
+            secrets_file = write_secrets_file(
+                box.base / "credentials.json",
+                {"users": dict(box.users), "clients": {"demo-client": client_secret}},
+            )
+            print("Users (password logins): " + ", ".join(box.users))
             print(f"Fake OAuth provider at {provider.base_url}")
             print(f"  authorize {provider.authorize_url}")
             print(f"  token     {provider.token_url}")
-            print(f"  client_id demo-client  client_secret {client_secret}")
-            print("  client_id demo-public-client (public, no secret)")
+            print("  client_id demo-client (confidential), demo-public-client (public)")
+            print(f"Passwords and the client secret: {secrets_file} (mode 0600; never printed)")
             print(f"  signs in as {provider.consent_user}")
             print("Press Ctrl-C to stop.", flush=True)
             threading.Event().wait()

@@ -60,7 +60,13 @@ def coerce(param: Param, value: Any) -> Any:
     if kind in (ParamType.STR, ParamType.PATH):
         if isinstance(value, dict | list):
             raise ValueError("expected text, got a list or mapping")
-        return value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+        return (
+            value
+            if isinstance(value, str)
+            else str(value).lower()
+            if isinstance(value, bool)
+            else str(value)
+        )
     if kind is ParamType.CHOICE:
         text = str(value).strip().lower()
         for choice in param.choices:
@@ -170,7 +176,9 @@ class _Loader:
         return Step(number=number, action=spec, params=dict(params), body=body)
 
 
-def parse_task(data: Any, registry: Registry, *, where: str = "task", source: Path | None = None) -> Task:
+def parse_task(
+    data: Any, registry: Registry, *, where: str = "task", source: Path | None = None
+) -> Task:
     """Validates a task already loaded from YAML."""
     loader = _Loader(registry, where)
     if not isinstance(data, dict):
@@ -187,13 +195,17 @@ def parse_task(data: Any, registry: Registry, *, where: str = "task", source: Pa
         raise loader.fail("'variables' must be a mapping of name: value")
     on_error = str(data.get("on_error", "stop"))
     if on_error not in ("stop", "continue") and not on_error.endswith((".yaml", ".yml")):
-        raise loader.fail("'on_error' must be stop, continue, or the path of a handler task (.yaml)")
+        raise loader.fail(
+            "'on_error' must be stop, continue, or the path of a handler task (.yaml)"
+        )
     name = str(data.get("name") or (source.stem if source else "task"))
     steps = loader.steps(data["steps"], "'steps'")
     return Task(name=name, steps=steps, variables=dict(variables), on_error=on_error, source=source)
 
 
-def load_task_text(text: str, registry: Registry, *, where: str = "task", source: Path | None = None) -> Task:
+def load_task_text(
+    text: str, registry: Registry, *, where: str = "task", source: Path | None = None
+) -> Task:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -63,14 +63,13 @@ def test_every_hook_has_a_readme_section_headed_by_its_signature(name):
 
 
 @pytest.mark.parametrize("name", HOOKS)
-def test_every_hook_is_called_in_some_test(name):
-    callers = [
-        path.name
+def test_every_hook_has_a_test_of_its_own(name):
+    """Each hook has a test named ``test_hook_<hook name>...`` that calls it for real."""
+    pattern = re.compile(rf"^def test_hook_{name}\w*\(", re.MULTILINE)
+    assert any(
+        pattern.search(path.read_text(encoding="utf-8"))
         for path in (ROOT / "tests").glob("test_*.py")
-        if path.name != "test_contract.py" and name in path.read_text(encoding="utf-8")
-    ]
-    own = (ROOT / "tests" / "test_contract.py").read_text(encoding="utf-8")
-    assert callers or f"hook.{name}(" in own, f"no test exercises {name}"
+    ), f"no test_hook_{name}... test"
 
 
 def test_plugin_is_loaded_through_the_installed_entry_point():
@@ -94,7 +93,7 @@ def test_tracing_writes_hook_calls(monkeypatch, capfd):
     assert "robomail_register_actions" in capfd.readouterr().err
 
 
-def test_configure_is_called_with_the_host_services(robomail_home):
+def test_hook_robomail_configure_gives_plugins_the_host_services(robomail_home):
     seen = []
 
     class Probe:
@@ -198,3 +197,10 @@ def test_installed_console_script_runs():
     out = subprocess.run([str(exe), "plugins"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert "robomail" in out.stdout
+
+
+def test_hook_robomail_register_actions_collects_every_plugins_actions(host):
+    results = host.pm.hook.robomail_register_actions()
+    ids = {spec.id for result in results for spec in result}
+    assert {"hostsim.set_variable", "hostsim.log_message", "hostsim.for_each"} <= ids
+    assert ids == set(host.registry.actions)

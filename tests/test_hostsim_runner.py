@@ -37,8 +37,11 @@ def _use(ctx, p):
 
 
 def _fail(ctx, p):
-    raise ActionFailed(f"server refused; password was {p['password']}", code="login_failed",
-                       server_reply=f"NO [AUTH] bad {p['password']}")
+    raise ActionFailed(
+        f"server refused; password was {p['password']}",
+        code="login_failed",
+        server_reply=f"NO [AUTH] bad {p['password']}",
+    )
 
 
 def _crash(ctx, p):
@@ -95,38 +98,49 @@ def run(host, text, **variables):
 
 
 def test_variables_expand_to_full_depth_and_unknown_stay(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: vars
 variables: {A: "{B}", B: "{C}", C: deep}
 steps:
   - action: Set Variable
     params: {name: Out, value: "[{A}] [{Unknown}] [{json:Nope.x}]"}
-""")
+""",
+    )
     assert r.ok
     assert r.variables["Out"] == "[deep] [{Unknown}] [{json:Nope.x}]"
 
 
 def test_json_paths_read_inside_values(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: json
 steps:
   - action: Set Variable
     params: {name: Data, value: '{"a": {"b": [10, {"c": "found"}]}, "n": 3}'}
   - action: Set Variable
     params: {name: Out, value: "{json:Data.a.b[1].c} {json:Data.n} {json:Data.a.b[0]} {json:Data.a.zz}"}
-""")
+""",
+    )
     assert r.variables["Out"] == "found 3 10 {json:Data.a.zz}"
 
 
 def test_local_variables_shadow_global_and_globals_persist(thost):
-    r1 = run(thost, """
+    r1 = run(
+        thost,
+        """
 name: g
 steps:
   - action: Set Variable
     params: {name: Shared, value: global-value, scope: global}
-""")
+""",
+    )
     assert r1.ok
-    r2 = run(thost, """
+    r2 = run(
+        thost,
+        """
 name: l
 steps:
   - action: Set Variable
@@ -135,14 +149,17 @@ steps:
     params: {name: Shared, value: local-value}
   - action: Set Variable
     params: {name: After, value: "{Shared}"}
-""")
+""",
+    )
     assert r2.variables["Before"] == "global-value"
     assert r2.variables["After"] == "local-value"
     assert thost.global_vars["Shared"] == "global-value"
 
 
 def test_nested_loops_run_bodies_per_item_and_close_iterators(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: nested
 variables: {Seen: ""}
 steps:
@@ -154,14 +171,17 @@ steps:
         do:
           - action: Set Variable
             params: {name: Seen, value: "{Seen}{Outer}{json:Msg.n}{json:Msg.tags[1]},"}
-""")
+""",
+    )
     assert r.ok, r.error
     assert r.variables["Seen"] == "x1t1,x2t2,y1t1,y2t2,"
     assert r.variables["LoopClosed"] is True
 
 
 def test_loop_with_no_items_skips_body(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: empty
 steps:
   - action: For Each
@@ -169,26 +189,36 @@ steps:
     do:
       - action: Set Variable
         params: {name: Ran, value: "yes"}
-""")
+""",
+    )
     assert r.ok and "Ran" not in r.variables
 
 
 def test_on_error_stop_stops_and_reports_step_code_and_reply(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: stop
 steps:
   - action: Test Fail
   - action: Set Variable
     params: {name: After, value: "ran"}
-""")
+""",
+    )
     assert not r.ok
-    assert (r.error.code, r.error.step, r.error.server_reply) == ("login_failed", 1, "NO [AUTH] bad ")
+    assert (r.error.code, r.error.step, r.error.server_reply) == (
+        "login_failed",
+        1,
+        "NO [AUTH] bad ",
+    )
     assert "After" not in r.variables
     assert any("Test Fail failed [login_failed]" in line for line in r.log)
 
 
 def test_on_error_continue_sets_is_error_and_last_error(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: cont
 on_error: continue
 steps:
@@ -197,7 +227,8 @@ steps:
     params: {name: Seen, value: "{IsError} {LastErrorCode} {LastErrorStep}"}
   - action: Set Variable
     params: {name: Seen2, value: "{IsError}"}
-""")
+""",
+    )
     assert r.ok
     assert r.variables["Seen"] == "True internal_error 1"
     assert r.variables["Seen2"] == "False"
@@ -205,7 +236,9 @@ steps:
 
 
 def test_on_error_continue_inside_a_loop_goes_on_with_the_next_item(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: loopcont
 on_error: continue
 variables: {Count: ""}
@@ -216,7 +249,8 @@ steps:
       - action: Test Crash
       - action: Set Variable
         params: {name: Count, value: "{Count}{Item}"}
-""")
+""",
+    )
     assert r.ok and r.variables["Count"] == "abc"
 
 
@@ -243,7 +277,9 @@ steps:
 
 
 def test_connections_are_closed_at_the_end_even_after_an_error(thost):
-    r = run(thost, """
+    r = run(
+        thost,
+        """
 name: conns
 steps:
   - action: Test Open
@@ -251,7 +287,8 @@ steps:
   - action: Test Open
     params: {connection: B, kind: pop3}
   - action: Test Crash
-""")
+""",
+    )
     assert not r.ok
     assert sorted(FakeSession.closed) == ["A", "B"]
 
@@ -260,10 +297,14 @@ steps:
     ("steps", "code"),
     [
         ("- {action: Test Use, params: {connection: Nope}}", "connection_not_open"),
-        ("- {action: Test Open, params: {connection: C}}\n  - {action: Test Open, params: {connection: C}}",
-         "connection_in_use"),
-        ("- {action: Test Open, params: {connection: P, kind: pop3}}\n  - {action: Test Use, params: {connection: P}}",
-         "wrong_connection_kind"),
+        (
+            "- {action: Test Open, params: {connection: C}}\n  - {action: Test Open, params: {connection: C}}",
+            "connection_in_use",
+        ),
+        (
+            "- {action: Test Open, params: {connection: P, kind: pop3}}\n  - {action: Test Use, params: {connection: P}}",
+            "wrong_connection_kind",
+        ),
     ],
 )
 def test_connection_misuse_is_a_clear_error(thost, steps, code):
@@ -273,7 +314,9 @@ def test_connection_misuse_is_a_clear_error(thost, steps, code):
 
 
 def test_secrets_are_masked_in_log_errors_and_variables(thost, tmp_path):
-    r = run(thost, f"""
+    r = run(
+        thost,
+        f"""
 name: secrets
 on_error: continue
 variables: {{MyPassword: "{CANARY}"}}
@@ -284,7 +327,8 @@ steps:
     params: {{password: "{CANARY}"}}
   - action: Log Message
     params: {{message: "it is {{MyPassword}}"}}
-""")
+""",
+    )
     everything = "\n".join(r.log) + json.dumps(r.variables) + repr(r.error)
     assert CANARY not in everything
     assert "***" in everything
@@ -304,7 +348,9 @@ steps:
     params: {name: Plain, value: "{ApiToken}-x"}
 """)
     out = tmp_path / "vars.json"
-    result = CliRunner().invoke(main, ["run", str(task), "--var", f"ApiToken={CANARY}", "--vars-out", str(out)])
+    result = CliRunner().invoke(
+        main, ["run", str(task), "--var", f"ApiToken={CANARY}", "--vars-out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads(out.read_text())
     assert saved["ApiToken"] == "***" and saved["Plain"] == "***-x"
@@ -313,11 +359,20 @@ steps:
 
 BAD_TASKS = [
     ("steps: [{action: No Such Action}]", "unknown action"),
-    ("name: x\nsteps:\n  - action: Set Variable\n    params: {name: a, bogus: 1}", "unknown parameter(s) bogus"),
+    (
+        "name: x\nsteps:\n  - action: Set Variable\n    params: {name: a, bogus: 1}",
+        "unknown parameter(s) bogus",
+    ),
     ("name: x\nsteps:\n  - action: Set Variable\n    params: {value: a}", "'name' is required"),
     ("name: x\nsteps:\n  - action: Test Count\n    params: {n: many}", "expected a whole number"),
-    ("name: x\nsteps:\n  - action: Log Message\n    params: {message: a, level: loud}", "expected one of"),
-    ("name: x\nsteps:\n  - action: Log Message\n    params: {message: a}\n    do: []", "only loop actions"),
+    (
+        "name: x\nsteps:\n  - action: Log Message\n    params: {message: a, level: loud}",
+        "expected one of",
+    ),
+    (
+        "name: x\nsteps:\n  - action: Log Message\n    params: {message: a}\n    do: []",
+        "only loop actions",
+    ),
     ("name: x\nsteps: [1, 2]", "step 1: each step needs 'action:'"),
     ("name: x\nstepz: []", "unknown keys stepz"),
     ("name: x\non_error: maybe\nsteps: []", "'on_error' must be"),
@@ -360,8 +415,14 @@ def test_task_state_survives_runs(thost):
     from hostsim.variables import Masker, Variables
 
     def make(task_name):
-        return RunContext(task_name=task_name, variables=Variables(), masker=Masker(),
-                          state_dir=thost.home / "state", emit=lambda line: None, interactive=False)
+        return RunContext(
+            task_name=task_name,
+            variables=Variables(),
+            masker=Masker(),
+            state_dir=thost.home / "state",
+            emit=lambda line: None,
+            interactive=False,
+        )
 
     make("s").save_state("k", {"seen": [1, 2]})
     assert make("s").load_state("k") == {"seen": [1, 2]}
