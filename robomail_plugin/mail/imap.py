@@ -7,6 +7,7 @@ folder; folder names are plain Unicode (imapclient does the modified UTF-7).
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from robomail_plugin.mail.connect import ConnectionSettings, connection_params, 
 from robomail_plugin.mail.imap_fetch import iter_messages
 from robomail_plugin.mail.imap_search import (
     MESSAGES_CHOICES,
+    SearchPlan,
     needs_utf8,
     parse_uids,
     plan_search,
@@ -260,16 +262,36 @@ def _mail_loop(ctx: Any, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     session = _session(ctx, params)
     conditions = parse_conditions(params.get("conditions"), params.get("match"))
     plan = plan_search(params.get("messages") or "all", conditions)
-    save_to = params.get("save_to") or "Msg"
     max_messages = int(params.get("max_messages") or 0)
     if max_messages < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more.")
+    previous = (session.folder, session.read_only)
     folder = params.get("folder") or ""
     if folder and folder != session.folder:
         session.select(folder, read_only=session.read_only)
     folder = session.require_selected("IMAP Mail Loop")
+    try:
+        yield from _loop_selected(ctx, params, session, folder, plan, max_messages)
+    finally:
+        # A loop over another folder gives the selection back, so nested loops and the steps
+        # after them see the folder they expect.
+        if previous[0] is not None and session.folder != previous[0]:
+            with contextlib.suppress(errors.RobomailError):
+                session.select(previous[0], read_only=previous[1])
+
+
+def _loop_selected(
+    ctx: Any,
+    params: Mapping[str, Any],
+    session: ImapSession,
+    folder: str,
+    plan: SearchPlan,
+    max_messages: int,
+) -> Iterator[dict[str, Any]]:
+    save_to = params.get("save_to") or "Msg"
+    read_only = session.read_only
     mark_seen = bool(params.get("mark_seen"))
-    if mark_seen and session.read_only:
+    if mark_seen and read_only:
         ctx.log(f"mark_seen ignored: {folder!r} was selected read-only", "warning")
         mark_seen = False
     include_body = bool(params.get("include_body"))
@@ -285,6 +307,8 @@ def _mail_loop(ctx: Any, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     for item in iter_messages(
         session, uids, need_raw=include_body or plan.needs_body, include_body=True
     ):
+        if session.folder != folder:  # the body selected another folder: back to ours
+            session.select(folder, read_only=read_only)
         info = item.info
         if plan.client and not plan.client.matches(info):
             continue

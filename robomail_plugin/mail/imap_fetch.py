@@ -88,12 +88,15 @@ def iter_messages(
     the snapshot (moved or expunged by the loop body) are skipped.
     """
     folder = session.require_selected("fetching messages")
+    read_only = session.read_only
     client = session.client
     wanted = list(uids)
     items = ["UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
     if not need_raw:
         items.append("BODY.PEEK[HEADER]")
     for batch in chunks(wanted, batch_size):
+        if session.folder != folder:  # the loop body selected another folder (nested loops)
+            session.select(folder, read_only=read_only)
         meta = session.call(f"UID FETCH ({len(batch)} messages)", client.fetch, batch, items)
         present = [uid for uid in batch if uid in meta]
         if not need_raw:
@@ -102,6 +105,8 @@ def iter_messages(
             continue
         sizes = {uid: int(meta[uid].get(b"RFC822.SIZE", 0) or 0) for uid in present}
         for group in _body_chunks(present, sizes):
+            if session.folder != folder:
+                session.select(folder, read_only=read_only)
             bodies = session.call(
                 f"UID FETCH bodies ({len(group)} messages)", client.fetch, group, ["BODY.PEEK[]"]
             )

@@ -79,10 +79,14 @@ def _value(text: str) -> bytes:
 
 
 def _exact(c: Condition) -> list[Any] | None:
-    """SEARCH keys matching exactly the messages ``c`` matches, or None when SEARCH can't."""
+    """SEARCH keys matching exactly the messages ``c`` matches, or None when SEARCH can't.
+
+    Keys are flat (prefix notation: ``NOT k``, ``OR k1 k2`` need no parentheses), which also
+    keeps 8-bit values as clean literals.
+    """
     if c.field in _TEXT_KEYS and c.op in ("contains", "not_contains"):
         keys = [_TEXT_KEYS[c.field], _value(c.raw_value)]
-        return keys if c.op == "contains" else ["NOT", keys]
+        return keys if c.op == "contains" else ["NOT", *keys]
     if c.field == "size":
         return ["LARGER" if c.op == "larger" else "SMALLER", int(c.value)]
     if c.field == "date":
@@ -105,7 +109,7 @@ def _prefilter(c: Condition) -> list[Any] | None:
 def _or_tree(parts: list[list[Any]]) -> list[Any]:
     if len(parts) == 1:
         return parts[0]
-    return ["OR", parts[0], _or_tree(parts[1:])]
+    return ["OR", *parts[0], *_or_tree(parts[1:])]
 
 
 def plan_search(messages: str, conditions: Conditions) -> SearchPlan:
@@ -115,20 +119,19 @@ def plan_search(messages: str, conditions: Conditions) -> SearchPlan:
     if conditions.match == "any" and conditions.items:
         exact = [_exact(c) for c in conditions.items]
         if all(e is not None for e in exact):
-            criteria.append(_or_tree([e for e in exact if e is not None]))
+            criteria.extend(_or_tree([e for e in exact if e is not None]))
         else:
             client = list(conditions.items)
     else:
         for c in conditions.items:
             exact_keys = _exact(c)
             if exact_keys is not None:
-                criteria.append(exact_keys)
+                criteria.extend(exact_keys)
                 continue
             pre = _prefilter(c)
             if pre is not None:
-                criteria.append(pre)
+                criteria.extend(pre)
             client.append(c)
-    # Nested lists become parenthesised groups, which SEARCH ANDs like plain keys.
     return SearchPlan(
         criteria=criteria or ["ALL"],
         client=Conditions(items=tuple(client), match=conditions.match),

@@ -27,7 +27,10 @@ _NONEXISTENT_RE = re.compile(r"\[(NONEXISTENT|TRYCREATE)\]|doesn't exist|does no
 
 def server_reply(exc: BaseException) -> str:
     """The server's words from an imaplib/imapclient error, without the library's wrapping."""
-    text = str(exc)
+    text = str(exc).split("\n\n", 1)[0].strip()  # imapclient appends advice after a blank line
+    wrapped = re.fullmatch(r"""b(["'])(.*)\1""", text)
+    if wrapped:
+        text = wrapped.group(2)
     m = re.search(r"\b(NO|BAD)\s*\[b?['\"](.*)['\"]\]\s*$", text)
     if m:
         return f"{m.group(1)} {m.group(2)}"
