@@ -204,3 +204,92 @@ def test_hook_robomail_register_actions_collects_every_plugins_actions(host):
     ids = {spec.id for result in results for spec in result}
     assert {"hostsim.set_variable", "hostsim.log_message", "hostsim.for_each"} <= ids
     assert ids == set(host.registry.actions)
+
+
+def test_hook_robomail_register_credential_editors_offers_the_oauth_editor(host):
+    editors = [e for result in host.pm.hook.robomail_register_credential_editors() for e in result]
+    oauth = {e.record_type: e for e in editors}["oauth"]
+    fields = {f.name: f for f in oauth.fields}
+    assert {"record_name", "client_account", "client_id", "client_secret", "refresh_token",
+            "authorization_endpoint", "token_endpoint", "scope"} <= set(fields)
+    assert fields["client_secret"].secret and fields["refresh_token"].secret
+    assert fields["record_name"].required
+    commands = {c.id for c in oauth.commands}
+    assert {"get_refresh_token", "load_predefined", "export", "import"} <= commands
+
+
+def test_hook_robomail_oauth_providers_has_google_and_microsoft(host):
+    presets = {p.key: p for result in host.pm.hook.robomail_oauth_providers() for p in result}
+    google, microsoft = presets["google"], presets["microsoft"]
+    assert google.authorization_endpoint == "https://accounts.google.com/o/oauth2/v2/auth"
+    assert google.token_endpoint == "https://oauth2.googleapis.com/token"
+    assert google.scope == "https://mail.google.com/"
+    assert google.extra_authorize_params == {"access_type": "offline", "prompt": "consent"}
+    assert "offline_access" in microsoft.scope.split()
+    assert microsoft.token_endpoint.startswith("https://login.microsoftonline.com/")
+
+
+def test_hook_robomail_oauth_providers_from_another_plugin_are_offered(robomail_home):
+    from robomail_plugin.schema import ProviderPreset
+
+    class Fastmail:
+        @hookimpl
+        def robomail_oauth_providers(self):
+            return [ProviderPreset(key="examplemail", title="Example Mail",
+                                   authorization_endpoint="https://auth.example.com/authorize",
+                                   token_endpoint="https://auth.example.com/token", scope="mail")]
+
+    host = Host.load(extra_plugins=(Fastmail(),))
+    assert {"google", "microsoft", "examplemail"} <= set(host.registry.providers())
+
+
+def test_hook_robomail_get_access_token_serves_other_plugins(host, fake_provider, make_oauth_record):
+    name = make_oauth_record("alice@example.test")
+    token = host.pm.hook.robomail_get_access_token(record_name=name)
+    assert isinstance(token, str) and fake_provider.is_active(token)
+    # cached: a second call does not reach the token endpoint again
+    before = len(fake_provider.token_requests)
+    assert host.pm.hook.robomail_get_access_token(record_name=name) == token
+    assert len(fake_provider.token_requests) == before
+    assert host.pm.hook.robomail_get_access_token(record_name="no such record") is None
+
+
+def test_hook_robomail_credential_store_replaces_the_embedded_store(robomail_home):
+    from robomail_plugin.credentials.records import OAuthRecord
+
+    class MemoryStore:
+        def __init__(self):
+            self.records = {}
+
+        def get(self, name):
+            from robomail_plugin.errors import RecordNotFound
+
+            if name not in self.records:
+                raise RecordNotFound(f"no record {name!r}")
+            return self.records[name]
+
+        def list(self):
+            return list(self.records.values())
+
+        def add(self, record):
+            self.records[record.record_name] = record
+
+    memory = MemoryStore()
+
+    class FleetPlugin:
+        @hookimpl
+        def robomail_credential_store(self):
+            return memory
+
+    host = Host.load(extra_plugins=(FleetPlugin(),))
+    assert host.pm.hook.robomail_credential_store() is memory
+    memory.add(OAuthRecord(record_name="Fleet", client_account="a@example.test", client_id="c",
+                           client_secret="", refresh_token="",
+                           authorization_endpoint="https://auth.example.com/a",
+                           token_endpoint="https://auth.example.com/t", scope="mail"))
+    editor = host.registry.editors["oauth"]
+    from hostsim.commands import CommandContext
+
+    result = editor.command("list").run(CommandContext(interactive=False), {})
+    assert "Fleet" in result.message
+    assert not (robomail_home / "credentials.sqlite3").exists()
