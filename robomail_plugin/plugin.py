@@ -19,10 +19,11 @@ class RobomailPlugin:
 
     @hookimpl
     def robomail_register_actions(self) -> list[ActionSpec]:
-        from robomail_plugin.mail import imap, parse, pop3, smtp
+        from robomail_plugin.mail import check, imap, parse, pop3, smtp
 
         return [
             *imap.action_specs(self.services),
+            *check.action_specs(self.services),
             *pop3.action_specs(self.services),
             *smtp.action_specs(self.services),
             *parse.action_specs(self.services),

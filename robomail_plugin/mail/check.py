@@ -1,0 +1,209 @@
+"""Check for Email: one self-contained step that opens, searches, records and closes.
+
+IMAP is here; POP3 plugs in through ``CHECKERS`` (helper module ``pop3`` provides
+``check_for_email(ctx, params, services, conditions) -> list[dict]`` and registers it below).
+``only_new`` remembers, per task, the highest UID an earlier check saw in this account and folder
+(reset when the folder's UIDVALIDITY changes), so "new" means "arrived since the last check".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from robomail_plugin import errors
+from robomail_plugin.mail import files
+from robomail_plugin.mail.conditions import Conditions, parse_conditions
+from robomail_plugin.mail.connect import connection_params
+from robomail_plugin.mail.imap import (
+    E_FILE,
+    E_FOLDER,
+    E_PARAM,
+    E_SERVER,
+    LOGIN_ERRORS,
+    conditions_params,
+    connect_session,
+    search_uids,
+)
+from robomail_plugin.mail.imap_fetch import iter_messages
+from robomail_plugin.mail.imap_search import MESSAGES_CHOICES, plan_search
+from robomail_plugin.schema import ActionSpec, Param, ParamType
+
+Checker = Callable[[Any, Mapping[str, Any], Any, Conditions], list[dict[str, Any]]]
+
+
+def _check_imap(
+    ctx: Any, params: Mapping[str, Any], services: Any, conditions: Conditions
+) -> list[dict[str, Any]]:
+    plan = plan_search(params.get("messages") or "unseen", conditions)
+    folder = params.get("folder") or "INBOX"
+    mark_seen = bool(params.get("mark_seen"))
+    only_new = bool(params.get("only_new"))
+    download_to = params.get("download_to") or None
+    session = connect_session(ctx, params, services)
+    try:
+        # EXAMINE unless we change flags: a check must not disturb \Recent or anything else.
+        selected = session.select(folder, read_only=not mark_seen)
+        key = f"imap|{session.account.lower()}|{session.settings.address}|{folder}"
+        last_uid = 0
+        if only_new:
+            state = ctx.load_state(key)
+            if state.get("uidvalidity") == selected["uidvalidity"]:
+                last_uid = int(state.get("last_uid") or 0)
+            elif state:
+                ctx.log(
+                    f"{folder!r} was rebuilt on the server (UIDVALIDITY changed): every "
+                    "message counts as new once",
+                    "warning",
+                )
+        criteria = list(plan.criteria)
+        if last_uid:
+            criteria += ["UID", f"{last_uid + 1}:*"]
+        uids = [u for u in search_uids(session, criteria) if u > last_uid]
+        found: list[dict[str, Any]] = []
+        for item in iter_messages(
+            session, uids, need_raw=plan.needs_body or bool(download_to), include_body=True
+        ):
+            info = item.info
+            if plan.client and not plan.client.matches(info):
+                continue
+            info.pop("body_text", None)
+            info.pop("body_html", None)
+            if download_to and item.raw is not None:
+                path = files.save_message(
+                    item.raw, info, folder=download_to, file_name="{uid}.eml", if_exists="unique"
+                )
+                info["file"] = str(path)
+            found.append(info)
+        if mark_seen and found:
+            fresh = [i["uid"] for i in found if "\\Seen" not in i["flags"]]
+            if fresh:
+                session.call(
+                    "UID STORE +FLAGS \\Seen",
+                    session.client.add_flags,
+                    fresh,
+                    ["\\Seen"],
+                    silent=True,
+                )
+            for info in found:
+                if "\\Seen" not in info["flags"]:
+                    info["flags"] = [*info["flags"], "\\Seen"]
+                info["seen"] = True
+        if only_new:
+            newest = max([last_uid, (selected["uidnext"] or 1) - 1, *uids])
+            ctx.save_state(key, {"uidvalidity": selected["uidvalidity"], "last_uid": newest})
+        return found
+    finally:
+        session.close()
+
+
+def _check_pop3(
+    ctx: Any, params: Mapping[str, Any], services: Any, conditions: Conditions
+) -> list[dict[str, Any]]:
+    from robomail_plugin.mail import pop3
+
+    checker = getattr(pop3, "check_for_email", None)
+    if checker is None:
+        raise errors.InvalidParameter(
+            "Check for Email over POP3 is not available in this version; use protocol: imap, "
+            "or a POP3 Mail Loop with skip_seen."
+        )
+    return list(checker(ctx, params, services, conditions))
+
+
+#: protocol -> checker. POP3's lives in pop3.py (``check_for_email``); this entry only finds it.
+CHECKERS: dict[str, Checker] = {"imap": _check_imap, "pop3": _check_pop3}
+
+
+def _run(services: Any) -> Callable[[Any, Mapping[str, Any]], None]:
+    def run(ctx: Any, params: Mapping[str, Any]) -> None:
+        protocol = (params.get("protocol") or "imap").lower()
+        checker = CHECKERS.get(protocol)
+        if checker is None:
+            raise errors.InvalidParameter(f"protocol must be imap or pop3, not {protocol!r}.")
+        conditions = parse_conditions(params.get("conditions"), params.get("match"))
+        found = checker(ctx, params, services, conditions)
+        if params.get("save_count_to"):
+            ctx.set_variable(params["save_count_to"], len(found))
+        if params.get("save_to"):
+            ctx.set_variable(params["save_to"], found)
+        what = "new " if params.get("only_new") else ""
+        ctx.log(f"Check for Email: {len(found)} {what}message(s) found over {protocol.upper()}")
+
+    return run
+
+
+def _params() -> list[Param]:
+    conn = [
+        Param(
+            name="port",
+            type=ParamType.INT,
+            help="TCP port; empty = the standard one (IMAP 993/143, POP3 995/110).",
+        )
+        if p.name == "port"
+        else p
+        for p in connection_params("imap")
+    ]
+    return [
+        Param(
+            name="protocol",
+            type=ParamType.CHOICE,
+            choices=("imap", "pop3"),
+            default="imap",
+            help="imap or pop3.",
+        ),
+        *conn,
+        Param(name="folder", default="INBOX", help="IMAP folder to check."),
+        Param(
+            name="messages",
+            type=ParamType.CHOICE,
+            choices=MESSAGES_CHOICES,
+            default="unseen",
+            help="IMAP: which messages by flag (default unseen).",
+        ),
+        *conditions_params(),
+        Param(
+            name="only_new",
+            type=ParamType.BOOL,
+            default=False,
+            help="Report only messages that arrived since this task's previous check "
+            "(remembered across runs; on POP3 the only way to get 'new').",
+        ),
+        Param(
+            name="mark_seen",
+            type=ParamType.BOOL,
+            default=False,
+            help="Set \\Seen on the messages found.",
+        ),
+        Param(
+            name="save_count_to",
+            sets_variable=True,
+            help="Variable for the number of messages found.",
+        ),
+        Param(
+            name="save_to",
+            sets_variable=True,
+            help="Variable for a JSON list of the messages' info.",
+        ),
+        Param(
+            name="download_to",
+            type=ParamType.PATH,
+            help="Folder to save each message found as <uid>.eml.",
+        ),
+    ]
+
+
+def action_specs(services: Any) -> list[ActionSpec]:
+    """Check for Email, for ``robomail_register_actions``."""
+    return [
+        ActionSpec(
+            id="robomail.check_for_email",
+            title="Check for Email",
+            category="Email",
+            run=_run(services),
+            params=tuple(_params()),
+            errors=(*LOGIN_ERRORS, E_FOLDER, E_SERVER, E_PARAM, E_FILE),
+            description="Opens a connection, finds matching (or new) messages, records them and "
+            "closes. Finding none is not an error.",
+        )
+    ]
