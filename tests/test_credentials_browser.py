@@ -213,3 +213,13 @@ def test_a_redeemed_code_without_refresh_token_is_explained(fake_provider, recor
     with pytest.raises(AuthorizationFailed, match="no refresh token.*access_type=offline"):
         browser.authorize_in_browser(record, fast_endpoint(), open_url=b.open, say=lambda s: None)
     b.join()
+
+
+def test_a_localhost_redirect_reaches_the_loopback_listener(fake_provider, record):
+    b = Browser()
+    grant = browser.authorize_in_browser(
+        record, fast_endpoint(), open_url=b.open, say=lambda s: None, redirect_host="localhost"
+    )
+    b.join()
+    assert grant.refresh_token and b.pages == [SUCCESS_TEXT]
+    assert urlsplit(fake_provider.last_authorize_params["redirect_uri"]).hostname == "localhost"

@@ -245,10 +245,12 @@ class OAuthEditor:
         record = store.get(params["name"])
         endpoint = self.services.tokens.endpoint
         timeout = float(params.get("timeout") or browser.DEFAULT_TIMEOUT_S)
-        redirect_host = params.get("redirect_host") or "127.0.0.1"
+        preset = preset_for_endpoint(self.services.providers(), record.token_endpoint)
+        redirect_host = params.get("redirect_host") or "auto"
+        if redirect_host == "auto":  # Microsoft apps register http://localhost (any port)
+            redirect_host = "localhost" if preset and preset.key == "microsoft" else "127.0.0.1"
         extras = self._extras(record)
         if params.get("device"):
-            preset = preset_for_endpoint(self.services.providers(), record.token_endpoint)
             device_endpoint = record.device_endpoint or (
                 (preset.device_authorization_endpoint or "") if preset else ""
             )
@@ -453,8 +455,9 @@ class OAuthEditor:
                      Param(name="timeout", type=ParamType.INT, default=300,
                            help="seconds to wait for the browser"),
                      Param(name="redirect_host", type=ParamType.CHOICE,
-                           choices=browser.REDIRECT_HOSTS, default="127.0.0.1",
-                           help="host in the redirect URI (the listener is on 127.0.0.1)")),
+                           choices=("auto", *browser.REDIRECT_HOSTS), default="auto",
+                           help="host in the redirect URI: auto is localhost for Microsoft, "
+                           "else 127.0.0.1 (the listener is on 127.0.0.1 either way)")),
                     "Sign in through the browser (PKCE) and save the Refresh Token."),
                 cmd("export", "Export info to file", self.export,
                     (Param(name="names", type=ParamType.LIST, positional=True,

@@ -100,14 +100,15 @@ def with_tenant(preset: ProviderPreset, tenant: str | None) -> ProviderPreset:
             "(GUID) or a domain such as contoso.onmicrosoft.com."
         )
 
-    def swap(url: str | None) -> str | None:
-        return url.replace("/common/", f"/{tenant}/") if url else url
+    def swap(url: str) -> str:
+        return url.replace("/common/", f"/{tenant}/")
 
+    device = preset.device_authorization_endpoint
     return attrs.evolve(
         preset,
         authorization_endpoint=swap(preset.authorization_endpoint),
         token_endpoint=swap(preset.token_endpoint),
-        device_authorization_endpoint=swap(preset.device_authorization_endpoint),
+        device_authorization_endpoint=swap(device) if device else device,
     )
 
 

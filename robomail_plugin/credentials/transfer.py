@@ -230,7 +230,7 @@ def parse_export(document: dict[str, Any], passphrase: str | None = None) -> Par
             )
         data = dict(row)
         if mode == "encrypted":
-            sealed = secrets.get(row.get("record_name"))
+            sealed = secrets.get(str(row.get("record_name")))
             if not isinstance(sealed, dict):
                 raise ImportFileInvalid(f"The export file has no sealed secrets for {label}.")
             data.update({f: sealed.get(f, "") for f in SECRET_FIELDS})
