@@ -234,6 +234,7 @@ def test_set_flags_operations_and_ranges(host, sandbox, mail_user):
     steps = [
         open_step(sandbox, mail_user),
         step("IMAP Set Message Flags", uid="1:3", flags="\\Seen \\Flagged"),
+        step("IMAP Set Message Flags", uid="1", flags="\\Seen"),  # changes nothing: still fine
         step("IMAP Set Message Flags", uid=[2, 3], operation="remove", flags="\\flagged"),
         step("IMAP Set Message Flags", uid="3", operation="replace", flags="\\Answered Todo"),
         step("IMAP Set Message Flags", uid="4:*", flags="\\Draft"),

@@ -396,9 +396,17 @@ def _set_flags(ctx: Any, params: Mapping[str, Any]) -> None:
         f"UID STORE {operation} {' '.join(flags)}", method, uids, flags, silent=explicit is None
     )
     if explicit is not None:
-        missing = [u for u in explicit if u not in (result or {})]
-        if missing:
-            raise _missing_error(missing, folder)
+        # A STORE that changes nothing may send no FETCH back: ask before calling a UID missing.
+        unconfirmed = [u for u in explicit if u not in (result or {})]
+        if unconfirmed:
+            present = set(
+                session.call(
+                    "UID SEARCH", session.client.search, ["UID", ",".join(map(str, unconfirmed))]
+                )
+            )
+            missing = [u for u in unconfirmed if u not in present]
+            if missing:
+                raise _missing_error(missing, folder)
     ctx.log(f"{operation} {' '.join(flags) or '(no flags)'} on UID {params.get('uid')}")
 
 
