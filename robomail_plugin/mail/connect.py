@@ -504,12 +504,13 @@ def _pop3_login(
 
     def attempt(initial: bytes, mech: sasl.OAuthMechanism) -> None:
         try:
-            resp = pop._shortcmd(f"AUTH {mech_name} {sasl.b64(initial)}")
+            # poplib has no AUTH command: its private line helpers speak the exchange.
+            resp = pop._shortcmd(f"AUTH {mech_name} {sasl.b64(initial)}")  # type: ignore[attr-defined]
             # poplib treats "+ <challenge>" as success: it is the error challenge.
             if resp.startswith(b"+ ") or resp == b"+":
                 mech.error = sasl.decode_error_challenge(resp[1:].strip())
-                pop._putline(b"")
-                resp = pop._getresp()
+                pop._putline(b"")  # type: ignore[attr-defined]
+                resp = pop._getresp()  # type: ignore[attr-defined]
                 raise _Rejected(_text(resp), mech.error)
         except poplib.error_proto as exc:
             raise _Rejected(_text(exc.args[0] if exc.args else exc), mech.error) from None

@@ -61,12 +61,22 @@ def _info(
 ) -> dict[str, Any]:
     flags = [_text(f) for f in entry.get(b"FLAGS", ())]
     size = entry.get(b"RFC822.SIZE")
-    common = {"uid": uid, "number": entry.get(b"SEQ"), "flags": flags, "folder": folder}
+    number = entry.get(b"SEQ")
     if raw is not None:
-        info = message_info(raw, size=size, include_body=include_body, **common)
+        info = message_info(
+            raw,
+            uid=uid,
+            number=number,
+            flags=flags,
+            folder=folder,
+            size=size,
+            include_body=include_body,
+        )
     else:
-        header = entry.get(b"BODY[HEADER]") or b""
-        info = message_info(bytes(header), size=size, headers_only=True, **common)
+        header = bytes(entry.get(b"BODY[HEADER]") or b"")
+        info = message_info(
+            header, uid=uid, number=number, flags=flags, folder=folder, size=size, headers_only=True
+        )
     internal = entry.get(b"INTERNALDATE")
     if isinstance(internal, dt.datetime):
         info["internal_date"] = internal.isoformat()
