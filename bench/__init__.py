@@ -1,0 +1,1 @@
+"""robomail benchmarks (issue 6): ``python -m bench`` or ``bench/run``; see docs/benchmarks.md."""

@@ -1,0 +1,131 @@
+"""IMAP figures: the headers loop through ``hostsim run``, the naive loop, memory with bodies.
+
+The loop figure times two fresh processes end to end (start-up, login, fetch, parse, logout):
+``hostsim run loop.yaml`` against a raw imaplib script doing one bulk FETCH. Both start a Python
+interpreter, so the ratio includes what the host and the plugin cost to load.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from typing import Any
+
+from bench.common import HOSTSIM, PYTHON, Bench, Figure, big_message, header_message, run_timed
+
+LOOP_TASK = """\
+name: bench-imap-loop
+on_error: stop
+steps:
+  - action: IMAP Open
+    params:
+      server: "{Server}"
+      port: "{Port}"
+      security: ssl
+      username: "{User}"
+      password: "{Password}"
+      ca_file: "{CaFile}"
+      folder: INBOX
+      read_only: true
+  - action: IMAP Mail Loop
+    params: {save_to: Msg, include_body: %(body)s}
+    do:
+      - action: Set Variable
+        params: {name: Last, value: "{json:Msg.subject}"}
+  - action: IMAP Close
+"""
+
+
+def _task_with_vars(bench: Bench, user: tuple[str, str], *, body: bool) -> str:
+    """The loop task with its variables written in (the file is 0600: it holds a password)."""
+    variables = {
+        "Server": bench.sandbox.host,
+        "Port": bench.sandbox.ports["imaps"],
+        "CaFile": str(bench.sandbox.ca_file),
+        "User": user[0],
+        "Password": user[1],
+    }
+    head, _, steps = (LOOP_TASK % {"body": "true" if body else "false"}).partition("on_error")
+    return head + "variables: " + json.dumps(variables) + "\non_error" + steps
+
+
+def loop_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
+    count = size["imap"]
+    user = bench.new_user("imap")
+    log(f"seeding {count} messages for the IMAP loop")
+    bench.sandbox.seed(user[0], [header_message(n) for n in range(count)])
+    task = bench.private_file("imap-loop.yaml", _task_with_vars(bench, user, body=False))
+    config = bench.config_file("imap.json", bench.server_config(user, "imaps"))
+
+    probe = [PYTHON, "-m", "bench.probes"]
+    hostsim = [HOSTSIM, "run", str(task)]
+    # one untimed round each: Dovecot builds its index, the page cache warms
+    for cmd in (probe + ["imap-bulk", str(config)], hostsim):
+        run_timed(cmd)
+    plugin_times, base_times = [], []
+    for _ in range(size["repeat"]):  # interleaved, so drift hits both alike
+        took, out = run_timed(hostsim)
+        plugin_times.append(took)
+        took, out_base = run_timed(probe + ["imap-bulk", str(config)])
+        base_times.append(took)
+    seen = json.loads(out_base)["messages"]
+    if seen != count or f"IMAP Mail Loop: {count} iteration(s)" not in out:
+        raise RuntimeError(f"the loops did not see {count} messages (baseline saw {seen})")
+    plugin, base = statistics.median(plugin_times), statistics.median(base_times)
+
+    naive, _ = run_timed(probe + ["imap-naive", str(config)])
+    figures = [
+        Figure(
+            key="imap_loop",
+            title=f"IMAP Mail Loop, {count} messages, headers only",
+            value=plugin,
+            unit="s",
+            baseline=base,
+            baseline_label="raw imaplib, one bulk UID FETCH + stdlib header parsing",
+            target="ratio <= 1.5",
+            limit=1.5,
+            how="`hostsim run <task>` in a subprocess vs the baseline script in a subprocess, "
+            f"wall time, median of {size['repeat']}",
+        ),
+        Figure(
+            key="imap_naive",
+            title=f"naive loop, {count} messages, one UID FETCH per message",
+            value=naive,
+            unit="s",
+            baseline=base,
+            baseline_label="the bulk FETCH baseline",
+            target="reported (what batching buys)",
+            how="raw imaplib in a subprocess, wall time, one run",
+        ),
+    ]
+    return figures
+
+
+def memory_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
+    count = size["memory"]
+    user = bench.new_user("mem")
+    log(f"seeding {count} messages of 100 KB for the memory loop")
+    for start in range(0, count, 200):
+        batch = range(start, min(count, start + 200))
+        bench.sandbox.seed(user[0], [big_message(n) for n in batch])
+    bench.sandbox.seed(user[0], [big_message(n) for n in range(3)], folder="Warm")
+    config = bench.server_config(user, "imaps")
+    config["task"] = LOOP_TASK % {"body": "true"}
+    path = bench.config_file("memory.json", config)
+    _took, out = run_timed([PYTHON, "-m", "bench.probes", "memory", str(path)])
+    result = json.loads(out)
+    if f"{count} iteration(s)" not in result["loop"]:
+        raise RuntimeError(f"the memory loop did not see {count} messages: {result['loop']}")
+    growth = result["after_mb"] - result["before_mb"]
+    return Figure(
+        key="imap_memory",
+        title=f"IMAP Mail Loop with bodies, {count} messages of 100 KB: peak RSS growth",
+        value=growth,
+        unit="MB",
+        baseline=result["before_mb"],
+        baseline_label="peak RSS before the loop",
+        target="growth < 50 MB",
+        limit=50.0,
+        on_value=True,
+        how="Host.run_text in a fresh subprocess, VmHWM after a warm-up run vs after the loop",
+    )

@@ -1,0 +1,108 @@
+"""Measurements that must run in a fresh process: ``python -m bench.probes <probe> <config.json>``.
+
+* ``imap-bulk``: the baseline of the IMAP loop figure, raw imaplib: one
+  ``UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])`` and stdlib header parsing.
+* ``imap-naive``: the same with one ``UID FETCH`` per message (what batching saves).
+* ``memory``: peak RSS (VmHWM) of a process before and after an IMAP Mail Loop with bodies.
+
+Each prints one JSON line on stdout. The config file (0600, in the run's private folder) holds
+the sandbox address and the user's password, so no password shows in a process list.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import ssl
+import sys
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from typing import Any
+
+_PARSER = BytesHeaderParser(policy=default_policy)
+_FIELDS = ("subject", "from", "to", "date", "message-id")
+
+
+def header_facts(header: bytes) -> dict[str, Any]:
+    """What a plain stdlib script takes out of a header: the usual fields, decoded."""
+    msg = _PARSER.parsebytes(header)
+    return {name: str(msg.get(name, "")) for name in _FIELDS}
+
+
+def _imap(config: dict[str, Any]) -> imaplib.IMAP4_SSL:
+    ctx = ssl.create_default_context(cafile=config["ca_file"])
+    imap = imaplib.IMAP4_SSL(config["host"], config["port"], ssl_context=ctx)
+    imap.login(config["username"], config["password"])
+    imap.select("INBOX", readonly=True)
+    return imap
+
+
+def _facts_of(data: list[Any]) -> list[dict[str, Any]]:
+    return [header_facts(item[1]) for item in data if isinstance(item, tuple)]
+
+
+def imap_bulk(config: dict[str, Any]) -> dict[str, Any]:
+    imap = _imap(config)
+    _typ, data = imap.uid("FETCH", "1:*", "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])")
+    facts = _facts_of(data)
+    imap.logout()
+    return {"messages": len(facts)}
+
+
+def imap_naive(config: dict[str, Any]) -> dict[str, Any]:
+    imap = _imap(config)
+    _typ, found = imap.uid("SEARCH", "ALL")
+    count = 0
+    for uid in found[0].split():
+        _typ, data = imap.uid("FETCH", uid, "(UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])")
+        count += len(_facts_of(data))
+    imap.logout()
+    return {"messages": count}
+
+
+def vm_hwm_mb() -> float:
+    """Peak resident set size of this process so far (VmHWM), in MB."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def memory(config: dict[str, Any]) -> dict[str, Any]:
+    """Loads the host, warms it up on a tiny folder (imports, TLS), then loops with bodies."""
+    from hostsim.host import Host
+
+    host = Host.load()
+    variables = {
+        "Server": config["host"],
+        "Port": config["port"],
+        "CaFile": config["ca_file"],
+        "User": config["username"],
+        "Password": config["password"],
+    }
+    warm = host.run_text(config["task"].replace("INBOX", "Warm"), variables)
+    if not warm.ok:
+        raise RuntimeError(f"warm-up failed: {warm.error}")
+    before = vm_hwm_mb()
+    result = host.run_text(config["task"], variables)
+    if not result.ok:
+        raise RuntimeError(f"loop failed: {result.error}")
+    after = vm_hwm_mb()
+    loops = [line for line in result.log if "iteration(s)" in line]
+    return {"before_mb": before, "after_mb": after, "loop": loops[-1] if loops else ""}
+
+
+PROBES = {"imap-bulk": imap_bulk, "imap-naive": imap_naive, "memory": memory}
+
+
+def main(argv: list[str]) -> int:
+    probe, path = argv
+    with open(path, encoding="utf-8") as fh:
+        config = json.load(fh)
+    print(json.dumps(PROBES[probe](config)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
