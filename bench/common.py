@@ -198,9 +198,12 @@ class Bench:
             "HOSTSIM_HOME": str(self.work / "hostsim"),
             "ROBOMAIL_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
         }
+        # Subprocesses use byte-code caches as an installed program does, kept in the run's
+        # folder (PYTHONDONTWRITEBYTECODE would make every start compile the sources again).
+        wanted["PYTHONPYCACHEPREFIX"] = str(self.work / "pycache")
         self._saved = {name: os.environ.get(name) for name in wanted}
         os.environ.update(wanted)
-        for name in ("HOSTSIM_BLOCK_PLUGINS", "HOSTSIM_TRACE"):
+        for name in ("HOSTSIM_BLOCK_PLUGINS", "HOSTSIM_TRACE", "PYTHONDONTWRITEBYTECODE"):
             self._saved.setdefault(name, os.environ.pop(name, None))
         self.provider = FakeProvider().start()
         self.sandbox = Sandbox(self.provider).start()

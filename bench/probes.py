@@ -15,18 +15,36 @@ import imaplib
 import json
 import ssl
 import sys
+from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
-from email.policy import default as default_policy
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 from typing import Any
 
-_PARSER = BytesHeaderParser(policy=default_policy)
-_FIELDS = ("subject", "from", "to", "date", "message-id")
+_PARSER = BytesHeaderParser()  # compat32: the fast path (policy=default is about 5x slower)
+
+
+def _decoded(value: str | None) -> str:
+    try:
+        return str(make_header(decode_header(value or "")))
+    except (ValueError, LookupError, UnicodeError):
+        return value or ""
 
 
 def header_facts(header: bytes) -> dict[str, Any]:
     """What a plain stdlib script takes out of a header: the usual fields, decoded."""
     msg = _PARSER.parsebytes(header)
-    return {name: str(msg.get(name, "")) for name in _FIELDS}
+    try:
+        date = parsedate_to_datetime(msg.get("date", "")).isoformat()
+    except (TypeError, ValueError):
+        date = ""
+    return {
+        "subject": _decoded(msg.get("subject")),
+        "from": parseaddr(_decoded(msg.get("from")))[1],
+        "to": [a for _n, a in getaddresses([_decoded(msg.get("to"))])],
+        "date": date,
+        "message_id": (msg.get("message-id") or "").strip(),
+        "size": len(header),
+    }
 
 
 def _imap(config: dict[str, Any]) -> imaplib.IMAP4_SSL:
