@@ -94,3 +94,10 @@ def test_write_file_errors(tmp_path):
     (tmp_path / "f").write_bytes(b"")
     with pytest.raises(FileError, match="cannot create the folder|is not a folder"):
         write_file(tmp_path / "f" / "x.eml", b"")
+
+
+def test_unique_names_for_capped_long_names(tmp_path):
+    name = safe_filename("y" * 400 + ".bin")
+    paths = [write_new_file(tmp_path, name, b"", "unique") for _ in range(3)]
+    assert len({p.name for p in paths}) == 3
+    assert all(len(p.name.encode()) <= 150 and p.name.endswith(".bin") for p in paths)

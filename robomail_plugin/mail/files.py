@@ -93,7 +93,10 @@ def _unique(folder: Path, name: str, taken: set[str]) -> Path:
         stem, ext = name, ""
     n = 0
     while True:
-        candidate = name if n == 0 else _cap(f"{stem} ({n}){ext}")
+        suffix = f" ({n}){ext}" if n else ""
+        room = MAX_NAME_BYTES - len(suffix.encode("utf-8"))
+        candidate = name if n == 0 else (
+            stem.encode("utf-8")[:room].decode("utf-8", "ignore") + suffix)
         path = folder / candidate
         if candidate.lower() not in taken and not os.path.lexists(path):
             return path
