@@ -430,7 +430,7 @@ def _imap_login(
     def attempt(_initial: bytes, mech: sasl.OAuthMechanism) -> None:
         try:
             # imaplib calls back once with the "+" and again with any error challenge.
-            client._command_and_check("authenticate", mech_name, mech)
+            client.sasl_login(mech_name, mech)
         except imap_exc.IMAPClientError as exc:
             raise _Rejected(_clean_imap_reply(str(exc)), mech.error) from None
         except OSError as exc:
