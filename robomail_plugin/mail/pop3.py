@@ -280,6 +280,51 @@ def run_delete(ctx: ActionContext, params: Mapping[str, Any]) -> None:
     ctx.log(f"POP3 message {number} (UIDL {uid}) marked for deletion (takes effect at Close)")
 
 
+def check_for_email(ctx: ActionContext, params: Mapping[str, Any], services: Any,
+                    conditions: Any) -> list[dict[str, Any]]:
+    """The POP3 branch of Check for Email (called by ``check.py``): open, list, filter, QUIT.
+
+    POP3 has no flags, so ``only_new`` (remember every UIDL an earlier check of this task saw in
+    this mailbox) is the only way to tell new mail; ``messages`` and ``mark_seen`` do not apply.
+    Headers come from TOP n 0 unless a condition reads the body or ``download_to`` is set.
+    """
+    settings = connect.ConnectionSettings.from_params(KIND, params)
+    if params.get("mark_seen"):
+        ctx.log("mark_seen does not apply to POP3 (it has no flags); use only_new", "warning")
+    download_to = params.get("download_to") or None
+    whole = conditions.needs_body or bool(download_to)
+    only_new = bool(params.get("only_new"))
+    key = "check:" + account_key(settings)
+    pop = connect.open_pop3(settings, services, log=ctx.log, add_secret=ctx.add_secret)
+    session = Pop3Session(pop, settings)
+    try:
+        table = session.uidl()
+        sizes = session.sizes()
+        known = set(ctx.load_state(key).get("uids", [])) if only_new else set()
+        found: list[dict[str, Any]] = []
+        for n in sorted(table):
+            uid = table[n]
+            if uid in known:
+                continue
+            data = session.retrieve(n) if whole else session.headers(n)
+            info = message_info(data, number=n, uid=uid, size=sizes.get(n),
+                                headers_only=not whole)
+            if not conditions.matches(info):
+                continue
+            info.pop("body_text", None)
+            info.pop("body_html", None)
+            if download_to:
+                path = files.save_message(data, info, folder=download_to,
+                                          file_name="{uid}.eml", if_exists="unique")
+                info["file"] = str(path)
+            found.append(info)
+        if only_new:
+            ctx.save_state(key, {"uids": sorted(table.values())})
+        return found
+    finally:
+        session.close()
+
+
 # --- declarations --------------------------------------------------------------------------------
 
 
