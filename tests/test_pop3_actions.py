@@ -86,9 +86,16 @@ def test_bad_condition_is_a_clear_error(host, sandbox, user):
     assert "condition 1" in result.error.description
 
 
-def test_delete_then_discard_keeps_and_commit_removes(host, sandbox, user):
+COMBOS = [("ssl", None), ("starttls", None), ("ssl", "oauthbearer"), ("starttls", "xoauth2")]
+
+
+@pytest.mark.parametrize(("security", "auth"), COMBOS)
+def test_delete_then_discard_keeps_and_commit_removes(host, sandbox, user, fake_provider,
+                                                      security, auth):
     three(sandbox, user)
-    params = pop3_params(sandbox, user)
+    if auth:
+        add_oauth_record(fake_provider, user[0])
+    params = pop3_params(sandbox, user, security=security, oauth=auth)
     result = run(host, [
         {"action": "POP3 Open", "params": params},
         {"action": "POP3 Delete Email", "params": {"number": 1}},
@@ -136,9 +143,13 @@ def test_skip_seen_across_runs(host, sandbox, user):
     assert third.ok and third.variables["Got"] == ""
 
 
-def test_download_by_number_and_uid(host, sandbox, user, tmp_path):
+@pytest.mark.parametrize(("security", "auth"), COMBOS)
+def test_download_by_number_and_uid(host, sandbox, user, fake_provider, tmp_path, security,
+                                    auth):
     sandbox.seed(user[0], [hostile_names(), simple(subject="Two")])
-    params = pop3_params(sandbox, user)
+    if auth:
+        add_oauth_record(fake_provider, user[0])
+    params = pop3_params(sandbox, user, security=security, oauth=auth)
     out = tmp_path / "out"
     result = run(host, [
         {"action": "POP3 Open", "params": params},

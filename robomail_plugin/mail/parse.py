@@ -72,6 +72,11 @@ def run_parse_email(ctx: ActionContext, params: Mapping[str, Any]) -> None:
             + (f", {saved} saved to {params.get('attachments_folder')}" if saved else ""))
 
 
+
+def _seq(items: list[Any]) -> tuple[Any, ...]:
+    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
+    return tuple(items)
+
 def action_specs(services: Any = None) -> list[ActionSpec]:
     return [
         ActionSpec(
@@ -84,7 +89,7 @@ def action_specs(services: Any = None) -> list[ActionSpec]:
                 "to a variable; decodes RFC 2047 headers, transfer encodings, charsets and "
                 "RFC 2231 file names; derives text from HTML when there is no text part; saves "
                 "attachments under sanitised names that never leave the chosen folder."),
-            params=[
+            params=_seq([
                 Param(name="source", type=ParamType.CHOICE, choices=("file", "text"),
                       default="file", help="Where the message comes from: a file or text."),
                 Param(name="file", type=ParamType.PATH, default=None,
@@ -104,12 +109,12 @@ def action_specs(services: Any = None) -> list[ActionSpec]:
                       help="Variable for the plain-text body (derived from HTML if needed)."),
                 Param(name="save_html_to", default=None, sets_variable=True,
                       help="Variable for the HTML body (empty when there is none)."),
-            ],
-            errors=[
+            ]),
+            errors=_seq([
                 ErrorCode(code="file_error", meaning="The file is missing or unreadable, or an "
                           "attachment could not be written (or exists with if_exists: error)."),
                 ErrorCode(code="parse_error", meaning="The message is empty or unparsable."),
                 ErrorCode(code="invalid_parameter", meaning="No file or text was given."),
-            ],
+            ]),
         )
     ]

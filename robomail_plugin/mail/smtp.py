@@ -343,6 +343,11 @@ def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> No
     ctx.log(f"sent {message_id} via {settings.describe()} to {len(accepted)} recipient(s)")
 
 
+
+def _seq(items: list[Any]) -> tuple[Any, ...]:
+    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
+    return tuple(items)
+
 def action_specs(services: Any) -> list[ActionSpec]:
     def run(ctx: ActionContext, params: Mapping[str, Any]) -> None:
         run_send(services, ctx, params)
@@ -351,7 +356,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
         id="robomail.smtp_send_email", title="SMTP Send Email", category="Email", run=run,
         description="Builds and sends one message over SMTP (password, OAuth or no login; "
                     "STARTTLS or implicit TLS). Everything is checked before connecting.",
-        params=[
+        params=_seq([
             *connect.connection_params(KIND),
             Param(name="from", default=None,
                   help="Sender, 'Name <address>' or an address; empty = the login's address."),
@@ -386,8 +391,8 @@ def action_specs(services: Any) -> list[ActionSpec]:
                   help="Variable for the Message-ID of the sent message."),
             Param(name="fail_on_any_refused", type=ParamType.BOOL, default=False,
                   help="Fail when the server refuses any recipient (default: warn and go on)."),
-        ],
-        errors=[
+        ]),
+        errors=_seq([
             ErrorCode(code="invalid_parameter", meaning="An address, header, charset or other "
                       "parameter is wrong (e.g. a line break in a header value)."),
             ErrorCode(code="file_error", meaning="An attachment or body_file is missing, or the "
@@ -401,5 +406,5 @@ def action_specs(services: Any) -> list[ActionSpec]:
             ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),
             ErrorCode(code="token_refused", meaning="The token endpoint refused."),
             ErrorCode(code="token_temporary", meaning="The token endpoint is unreachable."),
-        ],
+        ]),
     )]
