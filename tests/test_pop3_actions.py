@@ -214,3 +214,16 @@ def test_oauth_token_check_down_is_temporary(host, sandbox, user, fake_provider)
     result = run(host, [{"action": "POP3 Open", "params": params}])
     assert result.error.code == "login_temporary", result.error
     assert json.dumps(result.variables)  # still serialisable
+
+
+def test_second_loop_in_a_session_skips_deleted_messages(host, sandbox, user):
+    three(sandbox, user)
+    result = run(host, [
+        {"action": "POP3 Open", "params": pop3_params(sandbox, user)},
+        {"action": "POP3 Delete Email", "params": {"number": 2}},
+        {"action": "POP3 Mail Loop", "params": {"retrieve": "whole"},
+         "do": [append("Got", "{json:Msg.number}")]},
+        {"action": "POP3 Download Email", "params": {"number": 2, "save_to_file": "x.eml"}},
+    ], Got="")
+    assert result.variables["Got"] == "|1|3"
+    assert result.error.code == "message_not_found"

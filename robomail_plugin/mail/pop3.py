@@ -42,6 +42,7 @@ class Pop3Session:
         self.settings = settings
         self._uidl: dict[int, str] | None = None
         self._sizes: dict[int, int] | None = None
+        self.deleted: set[int] = set()  # marked with DELE in this session
         self.closed = False
 
     def __repr__(self) -> str:
@@ -68,7 +69,8 @@ class Pop3Session:
         return int(count), int(size)
 
     def uidl(self) -> dict[int, str]:
-        """Message number -> unique id, as listed once in this session (the snapshot)."""
+        """Message number -> unique id, listed once per session, without messages marked
+        deleted (a later loop or lookup in the same session skips them)."""
         if self._uidl is None:
             _resp, lines, _octets = self.call("UIDL", self.pop.uidl)
             result: dict[int, str] = {}
@@ -77,7 +79,7 @@ class Pop3Session:
                 if len(parts) >= 2 and parts[0].isdigit():
                     result[int(parts[0])] = parts[1].decode("ascii", "replace")
             self._uidl = result
-        return self._uidl
+        return {n: u for n, u in self._uidl.items() if n not in self.deleted}
 
     def sizes(self) -> dict[int, int]:
         if self._sizes is None:
@@ -129,6 +131,7 @@ class Pop3Session:
 
     def delete(self, number: int) -> None:
         self.call(f"DELE {number}", self.pop.dele, number)
+        self.deleted.add(number)
 
     # --- ending --------------------------------------------------------------------------------
 
