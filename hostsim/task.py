@@ -155,10 +155,10 @@ class _Loader:
         if not isinstance(params, dict):
             raise self.fail(f"{label}: 'params' must be a mapping of name: value")
         declared = {p.name: p for p in spec.params}
-        unknown = sorted(set(params) - set(declared))
-        if unknown:
+        unknown_params = sorted(set(params) - set(declared))
+        if unknown_params:
             raise self.fail(
-                f"{label}: unknown parameter(s) {', '.join(unknown)}; "
+                f"{label}: unknown parameter(s) {', '.join(unknown_params)}; "
                 f"`hostsim describe {spec.id}` lists the parameters"
             )
         for p in spec.params:

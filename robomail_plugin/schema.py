@@ -28,7 +28,7 @@ class Missing(enum.Enum):
 NOTHING = Missing.NOTHING
 
 
-class ParamType(str, enum.Enum):
+class ParamType(enum.StrEnum):
     """What a parameter holds; the host coerces task values (strings after expansion) to it."""
 
     STR = "str"
@@ -41,13 +41,37 @@ class ParamType(str, enum.Enum):
     JSON = "json"  # any YAML/JSON structure (conditions, headers); strings inside are expanded
 
 
-class FieldKind(str, enum.Enum):
+class FieldKind(enum.StrEnum):
     """How a settings screen shows an editor field."""
 
     TEXT = "text"
-    SECRET = "secret"
+    SECRET = "secret"  # noqa: S105 - a field kind, not a password
     URL = "url"
     MULTILINE = "multiline"
+
+
+def _strings(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(values)
+
+
+def _params(values: Iterable[Param]) -> tuple[Param, ...]:
+    return tuple(values)
+
+
+def _errors(values: Iterable[ErrorCode]) -> tuple[ErrorCode, ...]:
+    return tuple(values)
+
+
+def _fields(values: Iterable[EditorField]) -> tuple[EditorField, ...]:
+    return tuple(values)
+
+
+def _commands(values: Iterable[EditorCommand]) -> tuple[EditorCommand, ...]:
+    return tuple(values)
+
+
+def _mapping(values: Mapping[str, str]) -> dict[str, str]:
+    return dict(values)
 
 
 def _check_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
@@ -63,7 +87,7 @@ class Param:
     type: ParamType = attrs.field(default=ParamType.STR, converter=ParamType)
     default: Any = NOTHING
     required: bool = False
-    choices: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     secret: bool = False
     help: str = ""
     # For editor commands: given on the command line without a --flag, in declaration order.
@@ -112,10 +136,10 @@ class ActionSpec:
     title: str
     category: str
     run: Callable[..., Any] = attrs.field(eq=False)
-    params: tuple[Param, ...] = attrs.field(default=(), converter=tuple)
+    params: tuple[Param, ...] = attrs.field(default=(), converter=_params)
     loop: bool = False
     description: str = ""
-    errors: tuple[ErrorCode, ...] = attrs.field(default=(), converter=tuple)
+    errors: tuple[ErrorCode, ...] = attrs.field(default=(), converter=_errors)
 
     @id.validator
     def _check_id(self, _attribute: attrs.Attribute, value: str) -> None:
@@ -168,7 +192,7 @@ class EditorCommand:
     id: str = attrs.field(validator=_check_name)
     label: str
     run: Callable[..., CommandResult] = attrs.field(eq=False)
-    params: tuple[Param, ...] = attrs.field(default=(), converter=tuple)
+    params: tuple[Param, ...] = attrs.field(default=(), converter=_params)
     help: str = ""
 
 
@@ -178,8 +202,8 @@ class EditorSpec:
 
     record_type: str = attrs.field(validator=_check_name)
     title: str
-    fields: tuple[EditorField, ...] = attrs.field(converter=tuple)
-    commands: tuple[EditorCommand, ...] = attrs.field(default=(), converter=tuple)
+    fields: tuple[EditorField, ...] = attrs.field(converter=_fields)
+    commands: tuple[EditorCommand, ...] = attrs.field(default=(), converter=_commands)
     help: str = ""
 
     def command(self, command_id: str) -> EditorCommand:
@@ -200,11 +224,11 @@ class ProviderPreset:
     scope: str
     device_authorization_endpoint: str | None = None
     # Extra query parameters for the authorization request (Google: access_type, prompt).
-    extra_authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    extra_authorize_params: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
     # Hints shown when a token request fails (keys: error codes such as invalid_grant).
-    hints: Mapping[str, str] = attrs.field(factory=dict, converter=dict)
+    hints: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
     # Host names of the token endpoint that identify this provider in error hints.
-    token_hosts: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    token_hosts: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     sends_new_refresh_token: bool = False
 
 
@@ -216,7 +240,9 @@ class ActionFailed(Exception):
     secret.
     """
 
-    def __init__(self, message: str, *, code: str = "action_failed", server_reply: str | None = None):
+    def __init__(
+        self, message: str, *, code: str = "action_failed", server_reply: str | None = None
+    ):
         super().__init__(message)
         self.code = code
         self.server_reply = server_reply
