@@ -23,7 +23,6 @@ from hostsim.manifest import (
     render_action_reference,
 )
 from hostsim.registry import RegistrationError
-from hostsim.task import TaskError
 from robomail_plugin.schema import ActionSpec
 
 
@@ -136,6 +135,8 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
     """Run a task file; exits 1 when the task fails."""
+    from hostsim.task import TaskError  # loaded when a task runs: keeps start-up light
+
     host = _host(interactive=True)
     try:
         result = host.run_file(task_file, _parse_vars(pairs), out=sys.stdout)

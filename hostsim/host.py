@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import pluggy
 
 from hostsim.plugins import make_plugin_manager
 from hostsim.registry import Registry
-from hostsim.runner import Runner, RunResult
-from hostsim.task import load_task_file, load_task_text
 from robomail_plugin.schema import HostServices
+
+# The runner and the task loader are loaded when a task runs: listing or describing actions
+# needs neither (keeps `hostsim actions` start-up light).
+if TYPE_CHECKING:
+    from hostsim.runner import Runner, RunResult
 
 HOME_ENV = "HOSTSIM_HOME"
 
@@ -53,6 +56,8 @@ class Host:
         return cls(pm, home=home or default_home(), interactive=interactive)
 
     def runner(self, out: TextIO | None = None) -> Runner:
+        from hostsim.runner import Runner
+
         return Runner(
             self.registry,
             state_dir=self.home / "state",
@@ -64,6 +69,8 @@ class Host:
     def run_text(
         self, text: str, variables: dict[str, Any] | None = None, *, out: TextIO | None = None
     ) -> RunResult:
+        from hostsim.task import load_task_text
+
         task = load_task_text(text, self.registry)
         return self.runner(out).run(task, variables)
 
@@ -74,5 +81,7 @@ class Host:
         *,
         out: TextIO | None = None,
     ) -> RunResult:
+        from hostsim.task import load_task_file
+
         task = load_task_file(path, self.registry)
         return self.runner(out).run(task, variables)

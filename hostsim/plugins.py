@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from collections.abc import Iterable
@@ -10,8 +9,6 @@ from collections.abc import Iterable
 import pluggy
 
 from robomail_plugin import hookspecs
-
-log = logging.getLogger("hostsim.plugins")
 
 BLOCK_ENV = "HOSTSIM_BLOCK_PLUGINS"  # comma-separated entry-point names not to load
 TRACE_ENV = "HOSTSIM_TRACE"  # "1" writes every hook call to stderr

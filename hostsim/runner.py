@@ -6,12 +6,10 @@ passes through the masker, so no secret reaches the step log or ``--vars-out``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
@@ -150,6 +148,8 @@ class RunContext:
 
     # state across runs
     def _state_path(self, key: str) -> Path:
+        import hashlib  # loaded on first use, as is tempfile below: only state needs them
+
         digest = hashlib.sha256(f"{self.task_name}\0{key}".encode()).hexdigest()[:24]
         return self.state_dir / f"{digest}.json"
 
@@ -167,6 +167,8 @@ class RunContext:
     def save_state(self, key: str, value: dict[str, Any]) -> None:
         path = self._state_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
+        import tempfile
+
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             json.dump(value, fh)

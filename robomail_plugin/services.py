@@ -10,13 +10,15 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robomail_plugin.credentials.presets import builtin_presets
-from robomail_plugin.credentials.store import CredentialStore, SQLiteCredentialStore
-from robomail_plugin.credentials.tokens import TokenService
 from robomail_plugin.errors import InvalidParameter
 from robomail_plugin.schema import HostServices, ProviderPreset
+
+if TYPE_CHECKING:
+    from robomail_plugin.credentials.store import CredentialStore
+    from robomail_plugin.credentials.tokens import TokenService
 
 HOME_ENV = "ROBOMAIL_HOME"
 
@@ -66,6 +68,9 @@ class Services:
                 if replacement is not None:
                     self._store, self._store_home = replacement, None
                 else:
+                    # loaded on first use: keeps `hostsim actions` start-up light (cryptography)
+                    from robomail_plugin.credentials.store import SQLiteCredentialStore
+
                     self._store, self._store_home = SQLiteCredentialStore(home), home
             return self._store
 
@@ -75,7 +80,8 @@ class Services:
         with self._lock:
             home = self.home
             if self._tokens is None or self._tokens_home != home:
-                from robomail_plugin.credentials.tokens import TokenEndpoint
+                # loaded on first use: keeps `hostsim actions` start-up light (requests, oauthlib)
+                from robomail_plugin.credentials.tokens import TokenEndpoint, TokenService
 
                 self._tokens = TokenService(
                     lambda: self.store,

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import attrs
 from requests_oauthlib import OAuth2Session
 
+from robomail_plugin.credentials.choices import REDIRECT_HOSTS
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.tokens import TokenEndpoint, TokenGrant, allow_loopback_http
 from robomail_plugin.errors import AuthorizationFailed, RobomailError
@@ -30,7 +31,6 @@ SUCCESS_TEXT = (
     "Successfully Authenticated. You can now close this tab/window and return to the application."
 )
 DEFAULT_TIMEOUT_S = 300.0
-REDIRECT_HOSTS = ("127.0.0.1", "localhost")
 
 
 @attrs.frozen(kw_only=True)

@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from robomail_plugin.credentials import browser, transfer
-from robomail_plugin.credentials.keys import EnvKeySource
+from robomail_plugin.credentials.choices import ON_CONFLICT, REDIRECT_HOSTS
 from robomail_plugin.credentials.presets import preset_for_endpoint, with_tenant
 from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
-from robomail_plugin.credentials.tokens import token_summary
 from robomail_plugin.errors import InvalidParameter
 from robomail_plugin.schema import (
     ActionFailed,
@@ -241,6 +239,10 @@ class OAuthEditor:
     # --- Get Refresh Token -----------------------------------------------------------------
 
     def get_refresh_token(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        # loaded on first use: keeps `hostsim actions` start-up light (requests, oauthlib)
+        from robomail_plugin.credentials import browser
+        from robomail_plugin.credentials.tokens import token_summary
+
         store = self.services.store
         record = store.get(params["name"])
         endpoint = self.services.tokens.endpoint
@@ -311,6 +313,8 @@ class OAuthEditor:
         return first or None
 
     def export(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        from robomail_plugin.credentials import transfer  # loaded on first use (cryptography)
+
         store = self.services.store
         names = list(params.get("names") or [])
         if names:
@@ -341,6 +345,8 @@ class OAuthEditor:
         )
 
     def import_(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        from robomail_plugin.credentials import transfer  # loaded on first use (cryptography)
+
         path = Path(str(params["file"])).expanduser()
         document = transfer.read_document(path)
         passphrase = None
@@ -374,6 +380,8 @@ class OAuthEditor:
     # --- test and keys ---------------------------------------------------------------------
 
     def test(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        from robomail_plugin.credentials.tokens import token_summary  # loaded on first use
+
         token = self.services.tokens.get_access_token(params["name"], force_refresh=True)
         ctx.add_secret(token.value)
         summary = token_summary(token)
@@ -386,6 +394,8 @@ class OAuthEditor:
         )
 
     def rotate_key(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        from robomail_plugin.credentials.keys import EnvKeySource  # loaded on first use
+
         store = self.services.store
         rotate = getattr(store, "rotate_key", None)
         if rotate is None:
@@ -455,7 +465,7 @@ class OAuthEditor:
                      Param(name="timeout", type=ParamType.INT, default=300,
                            help="seconds to wait for the browser"),
                      Param(name="redirect_host", type=ParamType.CHOICE,
-                           choices=("auto", *browser.REDIRECT_HOSTS), default="auto",
+                           choices=("auto", *REDIRECT_HOSTS), default="auto",
                            help="host in the redirect URI: auto is localhost for Microsoft, "
                            "else 127.0.0.1 (the listener is on 127.0.0.1 either way)")),
                     "Sign in through the browser (PKCE) and save the Refresh Token."),
@@ -472,7 +482,7 @@ class OAuthEditor:
                     (Param(name="file", type=ParamType.PATH, required=True, positional=True,
                            help="the export file"),
                      Param(name="on_conflict", type=ParamType.CHOICE,
-                           choices=transfer.ON_CONFLICT, default="error",
+                           choices=ON_CONFLICT, default="error",
                            help="what to do when a Record Name exists"),
                      Param(name="passphrase", secret=True,
                            help=f"the export's passphrase (or set {PASSPHRASE_ENV})")),

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from robomail_plugin.credentials.choices import ON_CONFLICT
 from robomail_plugin.credentials.records import SECRET_FIELDS, OAuthRecord, record_from_mapping
 from robomail_plugin.errors import FileError, ImportFileInvalid, RecordExists, RecordInvalid
 
@@ -30,7 +31,6 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
-ON_CONFLICT = ("error", "overwrite", "rename")
 PUBLIC_FIELDS = (
     "record_name",
     "client_account",

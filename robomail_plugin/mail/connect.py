@@ -8,21 +8,25 @@ retry on a rejected token and the wording of login errors are the same everywher
 from __future__ import annotations
 
 import contextlib
-import poplib
 import re
-import smtplib
-import socket
-import ssl
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-from imapclient import IMAPClient
-from imapclient import exceptions as imap_exc
 
 from robomail_plugin import errors
 from robomail_plugin.mail import sasl
 from robomail_plugin.schema import Param, ParamType
+
+# The mail, TLS and socket libraries are loaded on first use, inside the functions that open a
+# connection: keeps `hostsim actions` start-up light. Declaring parameters needs none of them.
+if TYPE_CHECKING:
+    import poplib
+    import smtplib
+    import socket
+    import ssl
+
+    from imapclient import IMAPClient
 
 PROTOCOLS = ("imap", "pop3", "smtp")
 DEFAULT_PORTS = {
@@ -214,6 +218,8 @@ class ConnectionSettings:
 
 def tls_context(settings: ConnectionSettings, log: LogFn | None = None) -> ssl.SSLContext:
     """A verifying context (optionally trusting ``ca_file``); unverified only when asked."""
+    import ssl
+
     try:
         ctx = ssl.create_default_context(cafile=settings.ca_file)
     except (OSError, ssl.SSLError) as exc:
@@ -234,6 +240,9 @@ def tls_context(settings: ConnectionSettings, log: LogFn | None = None) -> ssl.S
 
 
 def _connect_error(settings: ConnectionSettings, exc: BaseException) -> errors.ConnectFailed:
+    import socket
+    import ssl
+
     if isinstance(exc, ssl.SSLCertVerificationError):
         advice = (
             "the server's certificate is not trusted or does not match the server name; give "
@@ -258,6 +267,8 @@ def _no_delay(sock: socket.socket | None) -> None:
     # Auth continuations go out in two writes; without this each costs a Nagle delay (~45 ms).
     if sock is None:
         return
+    import socket
+
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -369,6 +380,9 @@ def open_imap(
     add_secret: SecretFn | None = None,
 ) -> IMAPClient:
     """Connects, secures and logs in; returns a logged-in ``IMAPClient`` (UIDs on)."""
+    from imapclient import IMAPClient
+    from imapclient import exceptions as imap_exc
+
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         client = IMAPClient(
@@ -408,6 +422,8 @@ def _imap_drop(client: IMAPClient) -> None:
 def _imap_login(
     client: IMAPClient, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
 ) -> None:
+    from imapclient import exceptions as imap_exc
+
     if settings.auth == "password":
         try:
             client.login(settings.username, settings.password)
@@ -450,6 +466,10 @@ def open_pop3(
     add_secret: SecretFn | None = None,
 ) -> poplib.POP3:
     """Connects, secures (STLS) and logs in (USER/PASS or AUTH with an initial response)."""
+    import poplib
+
+    # poplib refuses lines longer than 2 KB; real mail (unwrapped HTML) has longer ones.
+    poplib._MAXLINE = max(poplib._MAXLINE, 8 * 1024 * 1024)  # type: ignore[attr-defined]
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         if settings.security == "ssl":
@@ -487,6 +507,8 @@ def open_pop3(
 def _pop3_login(
     pop: poplib.POP3, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
 ) -> None:
+    import poplib
+
     if settings.auth == "password":
         try:
             pop.user(settings.username)
@@ -531,6 +553,8 @@ def open_smtp(
     add_secret: SecretFn | None = None,
 ) -> smtplib.SMTP:
     """Connects, says EHLO, secures (STARTTLS) and logs in unless ``auth`` is none."""
+    import smtplib
+
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         if settings.security == "ssl":
@@ -570,6 +594,8 @@ def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
 def _smtp_login(
     smtp: smtplib.SMTP, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
 ) -> None:
+    import smtplib
+
     if settings.auth == "none":
         return
     if settings.auth == "password":

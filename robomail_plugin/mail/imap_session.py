@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-from imapclient import IMAPClient
-from imapclient import exceptions as imap_exc
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from robomail_plugin import errors
 from robomail_plugin.mail.connect import ConnectionSettings
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 T = TypeVar("T")
 KIND = "imap"
@@ -59,26 +59,40 @@ class ImapSession:
         """Runs one client call; turns library errors into robomail errors naming ``what``."""
         try:
             return fn(*args, **kwargs)
-        except imap_exc.CapabilityError as exc:
-            raise errors.MailProtocolError(
+        except Exception as exc:
+            translated = self._translate(what, exc)
+            if translated is None:
+                raise
+            raise translated from None
+
+    def _translate(self, what: str, exc: Exception) -> errors.RobomailError | None:
+        """The robomail error for a failed call; None when ``exc`` is not a library or
+        connection error (it then propagates as it is)."""
+        # Loaded here, not at module level: keeps `hostsim actions` start-up light (a session
+        # exists only after connect.open_imap_as has loaded imapclient anyway).
+        from imapclient import exceptions as imap_exc
+
+        if isinstance(exc, imap_exc.CapabilityError):
+            return errors.MailProtocolError(
                 f"{what}: the server {self.settings.describe()} lacks a needed capability ({exc})."
-            ) from None
-        except imap_exc.IMAPClientAbortError as exc:
-            raise errors.ConnectFailed(
+            )
+        if isinstance(exc, imap_exc.IMAPClientAbortError):
+            return errors.ConnectFailed(
                 f"{what}: the connection to {self.settings.describe()} broke ({exc}). "
                 "Open it again.",
                 server_reply=server_reply(exc),
-            ) from None
-        except imap_exc.IMAPClientError as exc:
+            )
+        if isinstance(exc, imap_exc.IMAPClientError):
             reply = server_reply(exc)
-            raise errors.MailProtocolError(
+            return errors.MailProtocolError(
                 f"{what}: the server refused it (server said: {reply}).", server_reply=reply
-            ) from None
-        except OSError as exc:
-            raise errors.ConnectFailed(
+            )
+        if isinstance(exc, OSError):
+            return errors.ConnectFailed(
                 f"{what}: the connection to {self.settings.describe()} was lost "
                 f"({exc.__class__.__name__}: {exc}). Open it again."
-            ) from None
+            )
+        return None
 
     def has(self, capability: str) -> bool:
         return bool(self.call("CAPABILITY", self.client.has_capability, capability))
@@ -118,6 +132,8 @@ class ImapSession:
         self, folder: str, *, read_only: bool = False, create_if_missing: bool = False
     ) -> dict[str, Any]:
         """SELECT/EXAMINE ``folder``; returns the folder info (total, recent, uidnext...)."""
+        from imapclient import exceptions as imap_exc  # loaded with the connection
+
         # Checked first: a failed SELECT would leave no folder selected at all.
         self.ensure_folder(folder, create_if_missing)
         try:

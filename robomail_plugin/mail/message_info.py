@@ -17,12 +17,11 @@ import codecs
 import email.errors
 import email.header
 import email.parser
-import email.policy
 import email.utils
+import functools
 import quopri
 import re
 from email.message import Message
-from html.parser import HTMLParser
 from typing import Any
 
 from robomail_plugin.errors import ParseError
@@ -42,10 +41,22 @@ def parse_message(data: bytes | str | Message, *, headers_only: bool = False) ->
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ParseError(f"cannot parse a message from {type(data).__name__}; give bytes or text")
     try:
-        parser = email.parser.BytesParser(policy=email.policy.compat32)
-        return parser.parsebytes(bytes(data), headersonly=headers_only)
+        return _parser().parsebytes(bytes(data), headersonly=headers_only)
     except Exception as exc:  # the stdlib parser is lenient; anything else is a parse failure
         raise ParseError(f"the message cannot be parsed: {type(exc).__name__}") from exc
+
+
+@functools.cache
+def _parser() -> email.parser.BytesParser:
+    """One compat32 parser for every message (it keeps no state between messages)."""
+    return email.parser.BytesParser(policy=_compat32())
+
+
+def _compat32() -> Any:
+    # loaded on first use: email.policy pulls in the header registry, which start-up never needs
+    import email.policy
+
+    return email.policy.compat32
 
 
 # --- text decoding -------------------------------------------------------------------------------
@@ -244,7 +255,7 @@ def part_text(part: Message) -> str:
 
 
 def _message_bytes(part: Message) -> bytes:
-    return _safe(lambda: part.as_bytes(policy=email.policy.compat32), b"")
+    return _safe(lambda: part.as_bytes(policy=_compat32()), b"")
 
 
 class Attachment:
@@ -320,45 +331,11 @@ def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attac
 # --- HTML to text --------------------------------------------------------------------------------
 
 
-class _TextExtractor(HTMLParser):
-    _BLOCK = frozenset({"br", "p", "div", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-                        "table", "ul", "ol", "blockquote", "pre", "hr", "section", "article"})
-    _SKIP = frozenset({"script", "style", "head", "title"})
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in self._SKIP:
-            self.skip += 1
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in self._SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in self._BLOCK:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(data)
-
-
 def html_to_text(html: str) -> str:
     """Readable plain text from HTML: tags dropped, entities decoded, blocks on their own lines."""
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except Exception:
-        return re.sub(r"<[^>]*>", " ", html).strip()
-    raw_lines = "".join(parser.out).split("\n")
-    lines = (re.sub(r"[ \t\r\f\v\xa0]+", " ", line).strip() for line in raw_lines)
-    text = "\n".join(lines)
-    return re.sub(r"\n{3,}", "\n\n", text).strip()
+    from robomail_plugin.mail import html_text  # loaded on first use: keeps start-up light
+
+    return html_text.html_to_text(html)
 
 
 # --- the info dict -------------------------------------------------------------------------------

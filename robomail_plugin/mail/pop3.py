@@ -9,9 +9,8 @@ the loop only marks (DELE) and takes effect at QUIT (Close with commit, or the e
 from __future__ import annotations
 
 import contextlib
-import poplib
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from robomail_plugin import errors
 from robomail_plugin.mail import connect, files
@@ -19,12 +18,12 @@ from robomail_plugin.mail.conditions import parse_conditions
 from robomail_plugin.mail.message_info import message_info, parse_message, walk_parts
 from robomail_plugin.schema import ActionContext, ActionSpec, ErrorCode, Param, ParamType
 
+if TYPE_CHECKING:
+    import poplib  # loaded with the connection (connect.open_pop3)
+
 KIND = "pop3"
 DEFAULT_CONNECTION = "POP3"
 T = TypeVar("T")
-
-# poplib refuses lines longer than 2 KB; real mail (unwrapped HTML) has longer ones.
-poplib._MAXLINE = max(poplib._MAXLINE, 8 * 1024 * 1024)  # type: ignore[attr-defined]
 
 
 def _reply(exc: BaseException) -> str:
@@ -50,6 +49,8 @@ class Pop3Session:
 
     def call(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """Runs one command; a refusal becomes MailProtocolError with the server's reply."""
+        import poplib  # already loaded by connect.open_pop3: a dictionary look-up
+
         try:
             return fn(*args)
         except poplib.error_proto as exc:

@@ -8,23 +8,25 @@ never half-sends. The connection and login are ``connect.open_smtp``'s job.
 from __future__ import annotations
 
 import contextlib
-import email.policy
 import email.utils
 import glob
 import json
-import mimetypes
 import re
-import smtplib
 from collections.abc import Mapping
-from email.headerregistry import Address
-from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
 from robomail_plugin.mail import connect, files
 from robomail_plugin.mail.message_info import html_to_text
 from robomail_plugin.schema import ActionContext, ActionSpec, ErrorCode, Param, ParamType
+
+# smtplib and the modern email API (policy, header registry, EmailMessage, mimetypes) are loaded
+# on first use, in the functions that build and send: keeps `hostsim actions` start-up light.
+if TYPE_CHECKING:
+    import smtplib
+    from email.headerregistry import Address
+    from email.message import EmailMessage
 
 KIND = "smtp"
 PRIORITIES = {
@@ -84,6 +86,8 @@ def parse_addresses(label: str, value: Any) -> list[Address]:
     """Addresses from text (',' or ';' separated) or a list; a malformed one is an error."""
     if value is None or value == "":
         return []
+    from email.headerregistry import Address
+
     items = value if isinstance(value, list | tuple) else [value]
     result: list[Address] = []
     for item in items:
@@ -190,6 +194,10 @@ def _read_body_file(path: str) -> str:
 
 def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMessage, list[str]]:
     """The message (no Bcc header) and the envelope recipients (to + cc + bcc)."""
+    import email.policy
+    import mimetypes
+    from email.message import EmailMessage
+
     to = parse_addresses("to", params.get("to"))
     cc = parse_addresses("cc", params.get("cc"))
     bcc = parse_addresses("bcc", params.get("bcc"))
@@ -281,6 +289,8 @@ def _reply(code: int, text: Any) -> str:
 def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[str],
          where: str) -> dict[str, str]:
     """Sends once; returns the refused recipients (address -> reply). Errors say what failed."""
+    import smtplib
+
     try:
         refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
