@@ -338,10 +338,13 @@ def _oauth_login(
     services: Any,
     attempt: Callable[[bytes, sasl.OAuthMechanism], None],
     add_secret: SecretFn | None = None,
-) -> None:
-    """Logs in with a cached token; on rejection drops it and retries once with a fresh one."""
+) -> str:
+    """Logs in with a cached token; on rejection drops it and retries once with a fresh one.
+
+    Returns the record's Client Account (the user logged in as): the record is read once.
+    """
     record = services.store.get(settings.oauth_record)
-    user = record.client_account
+    user = str(record.client_account)
     last: _Rejected | None = None
     for force in (False, True):
         token = services.tokens.get_access_token(settings.oauth_record, force_refresh=force)
@@ -353,7 +356,7 @@ def _oauth_login(
         mech = sasl.OAuthMechanism(initial)
         try:
             attempt(initial, mech)
-            return
+            return user
         except _Rejected as exc:
             if _is_temporary(exc.reply):
                 raise _temporary(settings, exc.reply) from None
@@ -380,6 +383,18 @@ def open_imap(
     add_secret: SecretFn | None = None,
 ) -> IMAPClient:
     """Connects, secures and logs in; returns a logged-in ``IMAPClient`` (UIDs on)."""
+    return open_imap_as(settings, services, log=log, add_secret=add_secret)[0]
+
+
+def open_imap_as(
+    settings: ConnectionSettings,
+    services: Any,
+    *,
+    log: LogFn | None = None,
+    add_secret: SecretFn | None = None,
+) -> tuple[IMAPClient, str]:
+    """``open_imap``, also returning the account logged in as (the user name, or the OAuth
+    record's Client Account, read from the store once per login)."""
     from imapclient import IMAPClient
     from imapclient import exceptions as imap_exc
 
@@ -407,11 +422,11 @@ def open_imap(
             except (OSError, imap_exc.IMAPClientError) as exc:
                 raise _connect_error(settings, exc) from None
             _no_delay(client.socket())
-        _imap_login(client, settings, services, add_secret)
+        account = _imap_login(client, settings, services, add_secret)
     except BaseException:
         _imap_drop(client)
         raise
-    return client
+    return client, account
 
 
 def _imap_drop(client: IMAPClient) -> None:
@@ -421,7 +436,8 @@ def _imap_drop(client: IMAPClient) -> None:
 
 def _imap_login(
     client: IMAPClient, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
-) -> None:
+) -> str:
+    """Logs in; returns the account (the user name, or the OAuth record's Client Account)."""
     from imapclient import exceptions as imap_exc
 
     if settings.auth == "password":
@@ -434,7 +450,7 @@ def _imap_login(
             raise _password_failed(settings, reply) from None
         except OSError as exc:
             raise _connect_error(settings, exc) from None
-        return
+        return settings.username
 
     mech_name = settings.sasl.upper()
     if not client.has_capability(f"AUTH={mech_name}"):
@@ -452,7 +468,7 @@ def _imap_login(
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 
-    _oauth_login(settings, services, attempt, add_secret)
+    return _oauth_login(settings, services, attempt, add_secret)
 
 
 # --- POP3 ----------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from typing import Any
 from robomail_plugin import errors
 from robomail_plugin.mail import files
 from robomail_plugin.mail.conditions import parse_conditions
-from robomail_plugin.mail.connect import ConnectionSettings, connection_params, open_imap
+from robomail_plugin.mail.connect import ConnectionSettings, connection_params, open_imap_as
 from robomail_plugin.mail.imap_fetch import iter_messages
 from robomail_plugin.mail.imap_search import (
     MESSAGES_CHOICES,
@@ -108,22 +108,11 @@ def _session(ctx: Any, params: Mapping[str, Any]) -> ImapSession:
     return session
 
 
-def account_of(settings: ConnectionSettings, services: Any) -> str:
-    """The mailbox's user name: the login, or the OAuth record's Client Account."""
-    if settings.auth == "oauth":
-        return str(services.store.get(settings.oauth_record).client_account)
-    return settings.username
-
-
 def connect_session(ctx: Any, params: Mapping[str, Any], services: Any) -> ImapSession:
     """Opens and logs in per the connection params; the caller registers or closes it."""
     settings = ConnectionSettings.from_params("imap", params)
-    client = open_imap(settings, services, log=ctx.log, add_secret=ctx.add_secret)
-    try:
-        account = account_of(settings, services)
-    except BaseException:
-        client.shutdown()
-        raise
+    # the account comes from the login itself: an OAuth record is read once per login
+    client, account = open_imap_as(settings, services, log=ctx.log, add_secret=ctx.add_secret)
     return ImapSession(client, settings, account)
 
 
