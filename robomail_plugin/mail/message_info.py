@@ -15,7 +15,6 @@ import base64
 import binascii
 import codecs
 import email.errors
-import email.header
 import email.parser
 import email.utils
 import functools
@@ -97,7 +96,7 @@ def decode_bytes(raw: bytes, charset: str | None) -> str:
 
 def _fix_8bit(value: str) -> str:
     """Raw 8-bit bytes in a header (kept as surrogates by the parser) decoded as UTF-8 or 1252."""
-    if not _SURROGATE_RE.search(value):
+    if value.isascii() or not _SURROGATE_RE.search(value):
         return value
     raw = value.encode("utf-8", "surrogateescape")
     return decode_bytes(raw, None)
@@ -160,28 +159,37 @@ def decode_header_value(value: Any) -> str:
     """
     if value is None:
         return ""
-    if isinstance(value, email.header.Header):
-        value = str(value)
-    text = _fix_8bit(_FOLD_RE.sub("", str(value))).strip()
+    text = _unfold(value)
     if "=?" not in text:
         return text
     return _decode_words(text).replace("\r", " ").replace("\n", " ")
 
 
+def _unfold(value: Any) -> str:
+    """A raw header value unfolded, 8-bit bytes decoded, stripped; not RFC 2047 decoded."""
+    text = str(value)  # a Header object (set by a program, not parsed) reads as its text
+    if "\n" in text or "\r" in text:
+        text = _FOLD_RE.sub("", text)
+    return _fix_8bit(text).strip()
+
+
 def header(msg: Message, name: str) -> str:
     """The first header ``name``, decoded; empty when absent."""
-    for key, value in _raw_items(msg):
-        if key.lower() == name.lower():
-            return decode_header_value(value)
-    return ""
+    return decode_header_value(_first_values(msg).get(name.lower()))
 
 
 def raw_header(msg: Message, name: str) -> str:
     """The first header ``name`` unfolded but not decoded (for address and date parsing)."""
+    value = _first_values(msg).get(name.lower())
+    return "" if value is None else _unfold(value)
+
+
+def _first_values(msg: Message) -> dict[str, Any]:
+    """The first raw value of every header by lower-case name, in one pass over the headers."""
+    first: dict[str, Any] = {}
     for key, value in _raw_items(msg):
-        if key.lower() == name.lower():
-            return _fix_8bit(_FOLD_RE.sub("", str(value))).strip()
-    return ""
+        first.setdefault(key.lower(), value)
+    return first
 
 
 def _raw_items(msg: Message) -> list[tuple[str, Any]]:
@@ -383,21 +391,23 @@ def message_info(
         size = len(source)
     elif size is None and isinstance(source, str):
         size = len(source.encode("utf-8", "surrogateescape"))
-    from_pairs = addresses(raw_header(msg, "from"))
+    first = _first_values(msg)  # one pass over the headers for every field below
+    raw_from = first.get("from")
+    from_pairs = addresses(_unfold(raw_from)) if raw_from is not None else []
     from_name, from_address = from_pairs[0] if from_pairs else ("", "")
-    date_raw = header(msg, "date")
+    date_raw = decode_header_value(first.get("date"))
     flag_list = [str(f) for f in flags] if flags is not None else None
     info: dict[str, Any] = {
         "number": number,
         "uid": uid,
-        "message_id": header(msg, "message-id"),
-        "from": header(msg, "from"),
+        "message_id": decode_header_value(first.get("message-id")),
+        "from": decode_header_value(raw_from),
         "from_address": from_address,
         "from_name": from_name,
-        "to": header(msg, "to"),
-        "cc": header(msg, "cc"),
-        "reply_to": header(msg, "reply-to"),
-        "subject": header(msg, "subject"),
+        "to": decode_header_value(first.get("to")),
+        "cc": decode_header_value(first.get("cc")),
+        "reply_to": decode_header_value(first.get("reply-to")),
+        "subject": decode_header_value(first.get("subject")),
         "date": date_raw,
         "date_iso": _date_iso(date_raw),
         "size": size,
