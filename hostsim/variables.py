@@ -33,11 +33,7 @@ def stored_form(value: Any) -> Any:
 
 
 def _walk_json(value: Any, path: str) -> tuple[bool, Any]:
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return False, None
+    """Follows ``.key`` / ``[n]`` steps into a parsed JSON value."""
     for key, index in _PATH_RE.findall(path):
         try:
             if index:
@@ -59,6 +55,9 @@ class Variables:
     def __init__(self, global_vars: dict[str, Any] | None = None) -> None:
         self.globals: dict[str, Any] = dict(global_vars or {})
         self.locals: dict[str, Any] = {}
+        # name -> (JSON text, parsed): a loop body reading several {json:Msg.x} fields of one
+        # message parses its JSON once, not once per reference
+        self._parsed: dict[str, tuple[str, Any]] = {}
 
     def set(self, name: str, value: Any, scope: str = "local") -> None:
         if scope not in ("local", "global"):
@@ -83,11 +82,27 @@ class Variables:
             return match.group(0)
         value = self.get(name)
         if is_json:
+            if isinstance(value, str):
+                ok, value = self._json(name, value)
+                if not ok:
+                    return match.group(0)
             found, value = _walk_json(value, path)
             return to_text(value) if found else match.group(0)
         if path:  # "{Msg.subject}" is not a plain reference: leave it as written
             return match.group(0)
         return to_text(value)
+
+    def _json(self, name: str, text: str) -> tuple[bool, Any]:
+        """The parsed JSON of a variable's text; parsed again only when the text is another."""
+        cached = self._parsed.get(name)
+        if cached is not None and cached[0] is text:  # the same string object: same content
+            return True, cached[1]
+        try:
+            parsed = json.loads(text)
+        except ValueError:
+            return False, None
+        self._parsed[name] = (text, parsed)
+        return True, parsed
 
     def expand(self, text: str) -> str:
         """Replaces references to full depth; unknown ones stay as written."""
