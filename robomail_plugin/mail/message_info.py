@@ -47,13 +47,14 @@ def parse_message(data: bytes | str | Message, *, headers_only: bool = False) ->
 
 @functools.cache
 def _parser() -> email.parser.BytesParser:
-    """One compat32 parser for every message (it keeps no state between messages)."""
-    return email.parser.BytesParser(policy=_compat32())
+    """One parser for every message (it keeps no state between messages). Its policy is the
+    documented default, ``compat32``: given by name it would import ``email.policy`` and with it
+    the header registry this module never uses."""
+    return email.parser.BytesParser()
 
 
 def _compat32() -> Any:
-    # loaded on first use: email.policy pulls in the header registry, which start-up never needs
-    import email.policy
+    import email.policy  # loaded on first use (see _parser)
 
     return email.policy.compat32
 
