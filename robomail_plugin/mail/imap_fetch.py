@@ -1,14 +1,13 @@
 """Streaming message info out of a folder: many messages per round trip, memory kept flat.
 
 Loops and Check for Email give a snapshot of UIDs; this module fetches them in batches
-(``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE INTERNALDATE BODY.PEEK[HEADER])``) and, only when
+(``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])``) and, only when
 bodies are needed, the bodies in sub-batches bounded by their total size. It never sets \\Seen:
 every body fetch is a PEEK.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -77,9 +76,6 @@ def _info(
         info = message_info(
             header, uid=uid, number=number, flags=flags, folder=folder, size=size, headers_only=True
         )
-    internal = entry.get(b"INTERNALDATE")
-    if isinstance(internal, dt.datetime):
-        info["internal_date"] = internal.isoformat()
     return info
 
 
@@ -101,7 +97,9 @@ def iter_messages(
     read_only = session.read_only
     client = session.client
     wanted = list(uids)
-    items = ["UID", "FLAGS", "RFC822.SIZE", "INTERNALDATE"]
+    # No INTERNALDATE: the catalogue's Message info dates come from the Date header, and parsing
+    # the server's arrival dates cost a third of the loop's time.
+    items = ["UID", "FLAGS", "RFC822.SIZE"]
     if not need_raw:
         items.append("BODY.PEEK[HEADER]")
     for batch in chunks(wanted, batch_size):
