@@ -176,14 +176,16 @@ def test_device_flow_from_the_cli(fake_provider, public_oauth_client):
     assert "works" in cli("test", "dev")
 
 
-def test_export_without_secrets_and_plain(fake_provider, oauth_client, tmp_path):
+def test_export_never_writes_secrets_in_plain_text(fake_provider, oauth_client, tmp_path):
     client_id, secret = oauth_client
     add_record(fake_provider, client_id, secret)
     path = tmp_path / "plain.json"
     assert "without secrets" in cli("export", "--to", str(path))
     assert secret not in path.read_text()
-    assert "in plain text" in cli("export", "work", "--to", str(path), "--include-secrets")
-    assert secret in path.read_text()
+    before = path.read_text()
+    refused = cli("export", "work", "--to", str(path), "--include-secrets", ok=False)
+    assert "only encrypted" in refused and "Nothing was written" in refused
+    assert path.read_text() == before
     assert "record_not_found" in cli("export", "nope", "--to", str(path), ok=False)
     bad = tmp_path / "bad.json"
     bad.write_text("{}")

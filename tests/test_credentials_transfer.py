@@ -13,7 +13,7 @@ from credentials_support import CANARY
 from robomail_plugin.credentials import transfer
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.store import SQLiteCredentialStore
-from robomail_plugin.errors import ImportFileInvalid, RecordExists
+from robomail_plugin.errors import ImportFileInvalid, InvalidParameter, RecordExists
 
 
 def rec(name: str, **kw) -> OAuthRecord:
@@ -66,12 +66,11 @@ def test_round_trip_without_secrets(source, target, tmp_path):
     assert got == attrs.evolve(rec("a"), client_secret="", refresh_token="")
 
 
-def test_round_trip_with_plain_secrets(source, target, tmp_path):
+def test_secrets_are_never_exported_in_plain_text(source, tmp_path):
     path = tmp_path / "out.json"
-    export(source, path, include_secrets=True, passphrase=None)
-    assert f"{CANARY}-refresh-a" in path.read_text()
-    transfer.import_records(target, load(path))
-    assert target.list() == source.list()
+    with pytest.raises(InvalidParameter, match="only encrypted"):
+        export(source, path, include_secrets=True, passphrase=None)
+    assert not path.exists()
 
 
 def test_round_trip_with_a_passphrase(source, target, tmp_path):
@@ -128,7 +127,7 @@ def test_overwrite_with_secrets_replaces_them(source, target, tmp_path):
 
 
 def _document(**changes):
-    doc = transfer.build_document([rec("a"), rec("b")], include_secrets=True, passphrase=None)
+    doc = transfer.build_document([rec("a"), rec("b")], include_secrets=False, passphrase=None)
     doc.update(changes)
     return doc
 
@@ -141,7 +140,7 @@ def _document(**changes):
         (json.dumps({"format": "something-else", "version": 1}), "not a robomail OAuth export"),
         (json.dumps(_document(version=2)), "version 2"),
         (json.dumps(_document(records={"a": 1})), "must be a list"),
-        (json.dumps(_document(secrets="maybe")), "none, plain or encrypted"),
+        (json.dumps(_document(secrets="maybe")), "none or encrypted"),
         (json.dumps(_document(records=[{**_document()["records"][0],
                                          "token_endpoint": "http://evil.example/t"}])),
          "record #1 \\('a'\\) is invalid.*https"),

@@ -11,3 +11,5 @@ from __future__ import annotations
 REDIRECT_HOSTS = ("127.0.0.1", "localhost")
 #: What Import does when a Record Name already exists.
 ON_CONFLICT = ("error", "overwrite", "rename")
+
+PASSPHRASE_ENV = "ROBOMAIL_EXPORT_PASSPHRASE"  # noqa: S105 - a variable name, for scripts

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from robomail_plugin.credentials.choices import ON_CONFLICT, REDIRECT_HOSTS
+from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV, REDIRECT_HOSTS
 from robomail_plugin.credentials.presets import preset_for_endpoint, with_tenant
 from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
 from robomail_plugin.errors import InvalidParameter
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from robomail_plugin.services import Services
 
 RECORD_TYPE = "oauth"
-PASSPHRASE_ENV = "ROBOMAIL_EXPORT_PASSPHRASE"  # noqa: S105 - a variable name
 MASK = "***"
 
 FIELDS = (
@@ -305,7 +304,7 @@ class OAuthEditor:
             return None
         first = _ask(
             ctx,
-            "Passphrase" + (" to encrypt the secrets (empty: plain text)" if confirm else ""),
+            "Passphrase" + (" to encrypt the secrets" if confirm else ""),
             secret=True,
         )
         if first and confirm and _ask(ctx, "Repeat the passphrase", secret=True) != first:
@@ -335,7 +334,6 @@ class OAuthEditor:
         mode = document["secrets"]
         note = {
             "none": "without secrets (run get-refresh-token after importing)",
-            "plain": "WITH secrets in plain text: keep the file private and delete it after use",
             "encrypted": "with secrets encrypted by the passphrase",
         }[mode]
         return CommandResult(

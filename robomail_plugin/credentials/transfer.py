@@ -21,9 +21,15 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from robomail_plugin.credentials.choices import ON_CONFLICT
+from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV
 from robomail_plugin.credentials.records import SECRET_FIELDS, OAuthRecord, record_from_mapping
-from robomail_plugin.errors import FileError, ImportFileInvalid, RecordExists, RecordInvalid
+from robomail_plugin.errors import (
+    FileError,
+    ImportFileInvalid,
+    InvalidParameter,
+    RecordExists,
+    RecordInvalid,
+)
 
 FORMAT = "robomail-oauth"
 VERSION = 1
@@ -80,14 +86,15 @@ def _aad(document: dict[str, Any]) -> bytes:
 def build_document(
     records: Sequence[OAuthRecord], *, include_secrets: bool, passphrase: str | None
 ) -> dict[str, Any]:
-    """The export document. A passphrase implies secrets, sealed; else plain only if asked."""
-    mode = "encrypted" if passphrase else ("plain" if include_secrets else "none")
-    rows = []
-    for rec in records:
-        row = {f: getattr(rec, f) for f in PUBLIC_FIELDS}
-        if mode == "plain":
-            row.update({f: getattr(rec, f) for f in SECRET_FIELDS})
-        rows.append(row)
+    """The export document. Secrets leave only sealed by a passphrase, never in plain text."""
+    if include_secrets and not passphrase:
+        raise InvalidParameter(
+            "Secrets are exported only encrypted: give a passphrase (--passphrase, the "
+            f"{PASSPHRASE_ENV} variable, or at the prompt), or leave out --include-secrets. "
+            "Nothing was written."
+        )
+    mode = "encrypted" if passphrase else "none"
+    rows = [{f: getattr(rec, f) for f in PUBLIC_FIELDS} for rec in records]
     document: dict[str, Any] = {
         "format": FORMAT,
         "version": VERSION,
@@ -163,8 +170,8 @@ def parse_document_text(raw: bytes | str, source: str = "the file") -> dict[str,
             f"{source} has export version {version!r}; this robomail reads version {VERSION}. "
             "Export again with a matching robomail, or upgrade."
         )
-    if document.get("secrets") not in ("none", "plain", "encrypted"):
-        raise ImportFileInvalid(f"{source}: \"secrets\" must be none, plain or encrypted.")
+    if document.get("secrets") not in ("none", "encrypted"):
+        raise ImportFileInvalid(f"{source}: \"secrets\" must be none or encrypted.")
     if not isinstance(document.get("records"), list):
         raise ImportFileInvalid(f"{source}: \"records\" must be a list.")
     return document
@@ -222,8 +229,7 @@ def parse_export(document: dict[str, Any], passphrase: str | None = None) -> Par
             label += f" ({row['record_name']!r})"
         if not isinstance(row, dict):
             raise ImportFileInvalid(f"The export file's {label} is not an object.")
-        allowed = set(PUBLIC_FIELDS) | (set(SECRET_FIELDS) if mode == "plain" else set())
-        unknown = sorted(set(row) - allowed)
+        unknown = sorted(set(row) - set(PUBLIC_FIELDS))
         if unknown:
             raise ImportFileInvalid(
                 f"The export file's {label} has unexpected field(s): {', '.join(unknown)}."
