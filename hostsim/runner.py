@@ -23,6 +23,7 @@ from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
 
 SECRET_NAME_RE = re.compile(r"pass|secret|token|api_?key", re.IGNORECASE)
 LEVELS = ("debug", "info", "warning", "error")
+LOG_MESSAGE_ID = "hostsim.log_message"
 
 
 @attrs.frozen
@@ -324,7 +325,8 @@ class Runner:
     def _run_step(self, ctx: RunContext, step: Step, on_error: str) -> None:
         ctx.current_step = step
         params = self._bind(ctx, step)
-        ctx.log(self._describe(step, params))
+        if step.action.id != LOG_MESSAGE_ID:  # its own line says what it did
+            ctx.log(self._describe(step, params))
         result = step.action.run(ctx, params)
         if not step.action.loop:
             return

@@ -428,3 +428,16 @@ def test_task_state_survives_runs(thost):
     assert make("s").load_state("k") == {"seen": [1, 2]}
     assert make("s").load_state("other") == {}
     assert make("another task").load_state("k") == {}
+
+
+def test_step_log_names_each_step_once(thost):
+    r = run(thost, """
+name: log
+steps:
+  - action: Set Variable
+    params: {name: A, value: "1"}
+  - action: Log Message
+    params: {message: "hello {A}"}
+""")
+    assert r.log[1] == "[step 1] Set Variable (name=A, value=1)"
+    assert [line for line in r.log if "hello" in line] == ["[step 2] hello 1"]
