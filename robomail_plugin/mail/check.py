@@ -134,16 +134,16 @@ def _run(services: Any) -> Callable[[Any, Mapping[str, Any]], None]:
 
 
 def _params() -> list[Param]:
-    conn = [
-        Param(
+    # The IMAP connection params, with the help texts that name both protocols.
+    both_protocols = {
+        "server": Param(name="server", required=True, help="Server host name or address."),
+        "port": Param(
             name="port",
             type=ParamType.INT,
             help="TCP port; empty = the standard one (IMAP 993/143, POP3 995/110).",
-        )
-        if p.name == "port"
-        else p
-        for p in connection_params("imap")
-    ]
+        ),
+    }
+    conn = [both_protocols.get(p.name, p) for p in connection_params("imap")]
     return [
         Param(
             name="protocol",
