@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import datetime as dt
 import grp
 import imaplib
@@ -59,6 +60,9 @@ PORT_HELP = {
 SPECIAL_FOLDERS = ("Drafts", "Sent", "Trash", "Junk")
 START_ATTEMPTS = 3
 READY_TIMEOUT = 15.0
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 class SandboxError(RuntimeError):
@@ -196,6 +200,14 @@ def _crlf(message: bytes) -> bytes:
     return re.sub(rb"\r?\n", b"\r\n", message)
 
 
+def _die_with_parent() -> None:
+    """Linux: Dovecot gets SIGTERM when the process that started it dies, so a test run that is
+    killed leaves no mail server behind."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 class Sandbox:
     """A private Dovecot: ``start()``, use ``host``/``ports``/``users``/``ca_file``, ``stop()``."""
 
@@ -284,6 +296,7 @@ class Sandbox:
                     stdout=out,
                     stderr=out,
                     start_new_session=True,
+                    preexec_fn=_die_with_parent,
                 )
             if self._wait_ready():
                 return
