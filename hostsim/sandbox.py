@@ -438,6 +438,18 @@ class Sandbox:
             f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = subscribe\n  }}\n"
             for name in SPECIAL_FOLDERS
         )
+        # One login service per protocol, each with a plain (STARTTLS) and an implicit-TLS port.
+        logins = "".join(
+            f"service {service}-login {{\n"
+            f"  inet_listener {plain} {{\n    port = {p[plain]}\n  }}\n"
+            f"  inet_listener {tls} {{\n    port = {p[tls]}\n    ssl = yes\n  }}\n"
+            f"  service_count = 0\n  process_min_avail = 1\n{nochroot}}}\n"
+            for service, plain, tls in (
+                ("imap", "imap", "imaps"),
+                ("pop3", "pop3", "pop3s"),
+                ("submission", "submission", "submissions"),
+            )
+        )
         return f"""# robomail sandbox: generated, private, throw-away
 instance_name = robomail-{b.name}
 base_dir = {b}/run
@@ -473,40 +485,7 @@ passdb {{
   driver = static
   args = uid={self._uid} gid={self._gid} home={b}/mail/%u allow_all_users=yes
 }}
-service imap-login {{
-  inet_listener imap {{
-    port = {p["imap"]}
-  }}
-  inet_listener imaps {{
-    port = {p["imaps"]}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = 1
-{nochroot}}}
-service pop3-login {{
-  inet_listener pop3 {{
-    port = {p["pop3"]}
-  }}
-  inet_listener pop3s {{
-    port = {p["pop3s"]}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = 1
-{nochroot}}}
-service submission-login {{
-  inet_listener submission {{
-    port = {p["submission"]}
-  }}
-  inet_listener submissions {{
-    port = {p["submissions"]}
-    ssl = yes
-  }}
-  service_count = 0
-  process_min_avail = 1
-{nochroot}}}
-service lmtp {{
+{logins}service lmtp {{
   inet_listener lmtp {{
     address = 127.0.0.1
     port = {p["lmtp"]}
