@@ -89,3 +89,23 @@ def test_check_errors_are_clear(host, sandbox, mail_user):
     result = run(host, [step("Check for Email", **bad)])
     assert result.error.code == "login_failed"
     assert "Wrong-Pass-9" not in result.error.description
+
+
+def test_only_new_starts_over_when_the_folder_is_recreated(host, sandbox, mail_user):
+    """A new UIDVALIDITY means old UIDs say nothing: every message of the new folder is new."""
+    with client(sandbox, mail_user, folder=None) as c:
+        c.create_folder("Watched")
+        for i in range(3):
+            c.append("Watched", make_message(f"old {i}"))
+    steps = [check_step(sandbox, mail_user, folder="Watched", messages="all", only_new=True,
+                        save_count_to="N", save_to="Found")]
+    assert int(run_ok(host, steps, name="watch").variables["N"]) == 3
+    with client(sandbox, mail_user, folder=None) as c:
+        before = c.folder_status("Watched", ["UIDVALIDITY"])[b"UIDVALIDITY"]
+        c.delete_folder("Watched")
+        c.create_folder("Watched")
+        c.append("Watched", make_message("fresh"))
+        assert c.folder_status("Watched", ["UIDVALIDITY"])[b"UIDVALIDITY"] != before
+    result = run_ok(host, steps, name="watch")
+    # the one message has UID 1, below the old high-water mark, yet it is reported as new
+    assert [m["subject"] for m in json.loads(result.variables["Found"])] == ["fresh"]
