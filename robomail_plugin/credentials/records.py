@@ -31,6 +31,8 @@ FIELD_LABELS: dict[str, str] = {
     "device_endpoint": "Device Authorization Endpoint",
 }
 SECRET_FIELDS = ("client_secret", "refresh_token")
+#: The fields that are not secret, in declaration order (stored in clear, exported as they are).
+PUBLIC_FIELDS = tuple(name for name in FIELD_LABELS if name not in SECRET_FIELDS)
 ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "device_endpoint")
 
 

@@ -20,7 +20,12 @@ import attrs
 
 from robomail_plugin.credentials.crypto import DecryptError, SecretBox, decode_key
 from robomail_plugin.credentials.keys import KeySource, home_lock, select_key_source
-from robomail_plugin.credentials.records import FIELD_LABELS, SECRET_FIELDS, OAuthRecord
+from robomail_plugin.credentials.records import (
+    FIELD_LABELS,
+    PUBLIC_FIELDS,
+    SECRET_FIELDS,
+    OAuthRecord,
+)
 from robomail_plugin.errors import RecordExists, RecordNotFound, StoreError
 
 DB_FILE = "credentials.sqlite3"
@@ -28,14 +33,7 @@ SCHEMA_VERSION = "1"
 BUSY_TIMEOUT_S = 30.0
 _KEYCHECK_PLAINTEXT = "robomail key check"
 _KEYCHECK_AAD = ("\x00meta", "key_check")
-_PLAIN_FIELDS = (
-    "client_account",
-    "client_id",
-    "authorization_endpoint",
-    "token_endpoint",
-    "scope",
-    "device_endpoint",
-)
+_PLAIN_FIELDS = PUBLIC_FIELDS[1:]  # all but record_name, the key column
 _COLUMNS = ("record_name", *_PLAIN_FIELDS, *SECRET_FIELDS)
 # SQL built once from the constant column names above (no user input).
 _SELECT_ALL = f"SELECT {', '.join(_COLUMNS)} FROM oauth_records"  # noqa: S608

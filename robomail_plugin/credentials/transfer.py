@@ -22,7 +22,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV
-from robomail_plugin.credentials.records import SECRET_FIELDS, OAuthRecord, record_from_mapping
+from robomail_plugin.credentials.records import (
+    PUBLIC_FIELDS,
+    SECRET_FIELDS,
+    OAuthRecord,
+    record_from_mapping,
+)
 from robomail_plugin.errors import (
     FileError,
     ImportFileInvalid,
@@ -37,15 +42,6 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
-PUBLIC_FIELDS = (
-    "record_name",
-    "client_account",
-    "client_id",
-    "authorization_endpoint",
-    "token_endpoint",
-    "scope",
-    "device_endpoint",
-)
 
 
 @attrs.frozen(kw_only=True)
