@@ -215,6 +215,23 @@ def run_count(ctx: ActionContext, params: Mapping[str, Any]) -> None:
     ctx.log(f"POP3 mailbox: {count} message(s), {size} bytes")
 
 
+def _matching(session: Pop3Session, table: Mapping[int, str], numbers: list[int],
+              skip: set[str], whole: bool, conditions: Any
+              ) -> Iterator[tuple[bytes, dict[str, Any]]]:
+    """Fetches each message whose UIDL is not in ``skip`` (only its headers, by TOP n 0, unless
+    ``whole``) and yields ``(bytes, info)`` for those the conditions match. Shared by the Mail
+    Loop and Check for Email."""
+    sizes = session.sizes()
+    for n in numbers:
+        uid = table[n]
+        if uid in skip:
+            continue
+        data = session.retrieve(n) if whole else session.headers(n)
+        info = message_info(data, number=n, uid=uid, size=sizes.get(n), headers_only=not whole)
+        if conditions.matches(info):
+            yield data, info
+
+
 def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     conditions = parse_conditions(params.get("conditions"), params.get("match"))
     session = _session(ctx, params)
@@ -224,29 +241,18 @@ def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more")
     save_to = params.get("save_to") or "Msg"
     table = dict(session.uidl())  # the snapshot
-    sizes = session.sizes()
     numbers = sorted(table, reverse=params.get("order") == "newest")
     skip_seen = bool(params.get("skip_seen"))
     state_key = "skip_seen:" + account_key(session.settings)
     seen: set[str] = set(ctx.load_state(state_key).get("uids", [])) if skip_seen else set()
     done: list[str] = []
-    count = 0
     try:
-        for n in numbers:
-            if limit and count >= limit:
-                break
-            uid = table[n]
-            if uid in seen:
-                continue
-            data = session.retrieve(n) if whole else session.headers(n)
-            info = message_info(data, number=n, uid=uid, size=sizes.get(n),
-                                headers_only=not whole)
-            if not conditions.matches(info):
-                continue
-            count += 1
+        for _data, info in _matching(session, table, numbers, seen, whole, conditions):
             ctx.set_variable(save_to, info)
             yield info
-            done.append(uid)
+            done.append(info["uid"])
+            if limit and len(done) >= limit:
+                break
     finally:
         if skip_seen and done:
             present = set(table.values())
@@ -303,18 +309,9 @@ def check_for_email(ctx: ActionContext, params: Mapping[str, Any], services: Any
     session = Pop3Session(pop, settings)
     try:
         table = session.uidl()
-        sizes = session.sizes()
         known = set(ctx.load_state(key).get("uids", [])) if only_new else set()
         found: list[dict[str, Any]] = []
-        for n in sorted(table):
-            uid = table[n]
-            if uid in known:
-                continue
-            data = session.retrieve(n) if whole else session.headers(n)
-            info = message_info(data, number=n, uid=uid, size=sizes.get(n),
-                                headers_only=not whole)
-            if not conditions.matches(info):
-                continue
+        for data, info in _matching(session, table, sorted(table), known, whole, conditions):
             info.pop("body_text", None)
             info.pop("body_html", None)
             if download_to:
