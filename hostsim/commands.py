@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from hostsim.task import coerce
+from hostsim.terminal import ask_person
 from hostsim.variables import Masker
 from robomail_plugin.schema import ActionFailed, EditorCommand, Param, ParamType
 
@@ -33,15 +34,13 @@ class CommandContext:
         self.masker.add(value)
 
     def prompt(self, text: str, *, secret: bool = False) -> str:
-        if not (self.interactive and sys.stdin.isatty()):
-            raise ActionFailed(
-                f"{text}: no one is at the terminal to answer; give it as an option",
-                code="input_needed",
-            )
-        value = str(click.prompt(text, hide_input=secret, default="", show_default=False))
-        if secret:
-            self.add_secret(value)
-        return value
+        return ask_person(
+            text,
+            secret=secret,
+            interactive=self.interactive,
+            masker=self.masker,
+            instead="it as an option",
+        )
 
 
 def _option_name(param: Param) -> str:

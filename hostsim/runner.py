@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import attrs
-import click
 
 from hostsim.task import Step, Task, TaskError, coerce, load_task_file
+from hostsim.terminal import ask_person
 from hostsim.variables import Masker, Variables, to_text
 from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
 
@@ -84,15 +84,13 @@ class RunContext:
         self.masker.add(value)
 
     def prompt(self, text: str, *, secret: bool = False) -> str:
-        if not (self.interactive and sys.stdin.isatty()):
-            raise ActionFailed(
-                f"{text}: no one is at the terminal to answer; give the value as a parameter",
-                code="input_needed",
-            )
-        value = str(click.prompt(text, hide_input=secret))
-        if secret:
-            self.add_secret(value)
-        return value
+        return ask_person(
+            text,
+            secret=secret,
+            interactive=self.interactive,
+            masker=self.masker,
+            instead="the value as a parameter",
+        )
 
     # variables
     def get_variable(self, name: str, default: Any = None) -> Any:
