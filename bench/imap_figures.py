@@ -128,7 +128,7 @@ def _library_share(bench: Bench, user: tuple[str, str], count: int) -> tuple[flo
 
     from imapclient import IMAPClient
 
-    from robomail_plugin.mail.imap_fetch import FETCH_BATCH
+    from robomail_plugin.mail.imap_fetch import FETCH_BATCH, HEADER_ITEM
 
     ctx = ssl.create_default_context(cafile=str(bench.sandbox.ca_file))
     client = IMAPClient(bench.sandbox.host, port=bench.sandbox.ports["imaps"], ssl_context=ctx)
@@ -136,7 +136,7 @@ def _library_share(bench: Bench, user: tuple[str, str], count: int) -> tuple[flo
         client.login(*user)
         client.select_folder("INBOX", readonly=True)
         uids = client.search(["ALL"])
-        items = ["UID", "FLAGS", "RFC822.SIZE", "BODY.PEEK[HEADER]"]
+        items = ["UID", "FLAGS", "RFC822.SIZE", HEADER_ITEM]
         start = time.perf_counter()
         seen = 0
         for at in range(0, len(uids), FETCH_BATCH):

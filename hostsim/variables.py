@@ -25,11 +25,33 @@ def to_text(value: Any) -> str:
     return str(value)
 
 
-def stored_form(value: Any) -> Any:
-    """Variables hold text, numbers or booleans; structures are kept as JSON text."""
-    if isinstance(value, dict | list | tuple):
-        return json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-    return value
+class _Structure:
+    """A dict or list an action stored. Read as text it is JSON, written once and only when
+    something reads it so; ``{json:Var.path}`` walks the structure itself. A mail loop stores
+    one per message, and most bodies read a field or two, or nothing."""
+
+    __slots__ = ("_text", "value")
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self._text: str | None = None
+
+    @property
+    def text(self) -> str:
+        if self._text is None:
+            self._text = json.dumps(self.value, ensure_ascii=False)
+        return self._text
+
+
+def _stored(value: Any) -> Any:
+    """Variables hold text, numbers or booleans; a structure reads as its JSON text."""
+    if isinstance(value, tuple):
+        value = list(value)
+    return _Structure(value) if isinstance(value, dict | list) else value
+
+
+def _readable(value: Any) -> Any:
+    return value.text if isinstance(value, _Structure) else value
 
 
 def _walk_json(value: Any, path: str) -> tuple[bool, Any]:
@@ -50,39 +72,52 @@ def _walk_json(value: Any, path: str) -> tuple[bool, Any]:
 
 
 class Variables:
-    """Global and task-run (local) variables; local shadows global."""
+    """Global and task-run (local) variables; local shadows global.
+
+    A dict or list given to ``set`` is kept as given (not copied): whoever stores one hands it
+    over and does not change it afterwards.
+    """
 
     def __init__(self, global_vars: dict[str, Any] | None = None) -> None:
-        self.globals: dict[str, Any] = dict(global_vars or {})
-        self.locals: dict[str, Any] = {}
-        # name -> (JSON text, parsed): a loop body reading several {json:Msg.x} fields of one
-        # message parses its JSON once, not once per reference
+        self._globals: dict[str, Any] = {k: _stored(v) for k, v in (global_vars or {}).items()}
+        self._locals: dict[str, Any] = {}
+        # name -> (JSON text, parsed): a loop body reading several {json:Var.x} fields of a
+        # variable holding JSON text parses the text once, not once per reference
         self._parsed: dict[str, tuple[str, Any]] = {}
 
     def set(self, name: str, value: Any, scope: str = "local") -> None:
         if scope not in ("local", "global"):
             raise ValueError(f"scope must be 'local' or 'global', not {scope!r}")
-        target = self.locals if scope == "local" else self.globals
-        target[name] = stored_form(value)
+        target = self._locals if scope == "local" else self._globals
+        target[name] = _stored(value)
+
+    def _raw(self, name: str, default: Any = None) -> Any:
+        if name in self._locals:
+            return self._locals[name]
+        return self._globals.get(name, default)
 
     def get(self, name: str, default: Any = None) -> Any:
-        if name in self.locals:
-            return self.locals[name]
-        return self.globals.get(name, default)
+        return _readable(self._raw(name, default))
 
     def has(self, name: str) -> bool:
-        return name in self.locals or name in self.globals
+        return name in self._locals or name in self._globals
+
+    @property
+    def globals(self) -> dict[str, Any]:
+        return {k: _readable(v) for k, v in self._globals.items()}
 
     def merged(self) -> dict[str, Any]:
-        return {**self.globals, **self.locals}
+        return {k: _readable(v) for k, v in {**self._globals, **self._locals}.items()}
 
     def _lookup(self, match: re.Match[str]) -> str:
         is_json, name, path = match.group(1), match.group(2), match.group(3)
         if not self.has(name):
             return match.group(0)
-        value = self.get(name)
+        value = self._raw(name)
         if is_json:
-            if isinstance(value, str):
+            if isinstance(value, _Structure):
+                value = value.value
+            elif isinstance(value, str):
                 ok, value = self._json(name, value)
                 if not ok:
                     return match.group(0)
@@ -90,7 +125,7 @@ class Variables:
             return to_text(value) if found else match.group(0)
         if path:  # "{Msg.subject}" is not a plain reference: leave it as written
             return match.group(0)
-        return to_text(value)
+        return to_text(_readable(value))
 
     def _json(self, name: str, text: str) -> tuple[bool, Any]:
         """The parsed JSON of a variable's text; parsed again only when the text is another."""

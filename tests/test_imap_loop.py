@@ -439,3 +439,46 @@ def test_large_mailbox_fetches_in_batches(host, sandbox, mail_user, monkeypatch)
     assert counter.count(rb"UID SEARCH ") == 2
     assert elapsed < 30
     assert "3000 message(s) processed" in "\n".join(result.log)
+
+
+def test_headers_loop_fetches_only_the_info_headers(host, sandbox, mail_user, monkeypatch, tmp_path):
+    """Trace, DKIM and list headers are most of a real header: the loop leaves them on the
+    server, and its Message info is the same as Parse Email's of the whole message."""
+    trace = (
+        "Return-Path: <list@lists.test>\r\n"
+        "Received: from mx.lists.test (mx.lists.test [192.0.2.7])\r\n"
+        "\tby mail.example.test with ESMTPS; Mon, 4 Mar 2024 10:00:00 +0000\r\n"
+        "DKIM-Signature: v=1; a=rsa-sha256; d=lists.test; s=k1; b=" + "Q" * 600 + "\r\n"
+        "List-Unsubscribe: <mailto:leave@lists.test>\r\n"
+        "Cc: =?utf-8?q?J=C3=B6rg?= <joerg@x.test>, \"Doe, Jane\" <jane@x.test>\r\n"
+        "Reply-To: Replies <replies@lists.test>\r\n"
+    ).encode()
+    message = trace + make_message(
+        "=?utf-8?q?Gr=C3=BC=C3=9Fe?= from the list",
+        sender="=?utf-8?q?Zo=C3=AB?= <zoe@x.test>",
+        attachment=("r.txt", b"abc"),
+    )
+    sandbox.deliver(mail_user.username, message)
+    path = tmp_path / "m.eml"
+    path.write_bytes(message)
+    counter = _WireCounter(monkeypatch)
+    result = run_ok(
+        host,
+        [
+            open_step(sandbox, mail_user),
+            step("IMAP Mail Loop", save_to="Head", do=[]),
+            step("Parse Email", file=str(path), save_to="Parsed"),
+        ],
+    )
+    fetches = [line for line in counter.lines if b"UID FETCH" in line]
+    assert len(fetches) == 1
+    assert b"BODY.PEEK[HEADER.FIELDS (MESSAGE-ID FROM TO CC REPLY-TO SUBJECT DATE" in fetches[0]
+    head = json.loads(result.variables["Head"])
+    parsed = json.loads(result.variables["Parsed"])
+    for field in ("message_id", "from", "from_address", "from_name", "to", "cc", "reply_to",
+                  "subject", "date", "date_iso", "has_attachments"):
+        assert head[field] == parsed[field], field
+    assert head["subject"] == "Grüße from the list" and head["cc"].startswith("Jörg")
+    assert head["reply_to"] == "Replies <replies@lists.test>"
+    # the size is the whole stored message's (delivery adds its own trace headers)
+    assert head["size"] >= len(message)

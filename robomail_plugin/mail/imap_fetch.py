@@ -1,9 +1,9 @@
 """Streaming message info out of a folder: many messages per round trip, memory kept flat.
 
 Loops and Check for Email give a snapshot of UIDs; this module fetches them in batches
-(``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])``) and, only when
-bodies are needed, the bodies in sub-batches bounded by their total size. It never sets \\Seen:
-every body fetch is a PEEK.
+(``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (...)])``, only the
+headers Message info is made from) and, only when bodies are needed, the bodies in sub-batches
+bounded by their total size. It never sets \\Seen: every body fetch is a PEEK.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from typing import Any
 import attrs
 
 from robomail_plugin.mail.imap_session import ImapSession
-from robomail_plugin.mail.message_info import message_info
+from robomail_plugin.mail.message_info import INFO_HEADERS, message_info
 
 FETCH_BATCH = 200
 BODY_BATCH_BYTES = 8 * 1024 * 1024
+HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(INFO_HEADERS).upper()})]"
 
 
 @attrs.frozen
@@ -72,7 +73,7 @@ def _info(
             include_body=include_body,
         )
     else:
-        header = bytes(entry.get(b"BODY[HEADER]") or b"")
+        header = next((bytes(v) for k, v in entry.items() if k.startswith(b"BODY[HEADER")), b"")
         info = message_info(
             header, uid=uid, number=number, flags=flags, folder=folder, size=size, headers_only=True
         )
@@ -101,7 +102,7 @@ def iter_messages(
     # the server's arrival dates cost a third of the loop's time.
     items = ["UID", "FLAGS", "RFC822.SIZE"]
     if not need_raw:
-        items.append("BODY.PEEK[HEADER]")
+        items.append(HEADER_ITEM)
     for batch in chunks(wanted, batch_size):
         if session.folder != folder:  # the loop body selected another folder (nested loops)
             session.select(folder, read_only=read_only)

@@ -29,6 +29,13 @@ _FOLD_RE = re.compile(r"\r?\n(?=[ \t])|\r(?=[ \t])")
 _SURROGATE_RE = re.compile("[\udc80-\udcff]")
 _MAX_DEPTH = 40  # nested multiparts deeper than this are not looked into (hostile input)
 _TEXT_TYPES = ("text/plain", "text/html")
+#: Every header the Message info of a headers-only message is made from. IMAP loops fetch only
+#: these (``BODY.PEEK[HEADER.FIELDS (...)]``): trace, DKIM and ARC headers are most of a real
+#: header's bytes and none of its info.
+INFO_HEADERS = (
+    "Message-ID", "From", "To", "Cc", "Reply-To", "Subject", "Date",
+    "Content-Type", "Content-Disposition",
+)
 
 
 def parse_message(data: bytes | str | Message, *, headers_only: bool = False) -> Message:
