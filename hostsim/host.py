@@ -52,8 +52,13 @@ class Host:
         extra_plugins: tuple[object, ...] = (),
         load_entry_points: bool = True,
     ) -> Host:
-        pm = make_plugin_manager(extra_plugins=extra_plugins, load_entry_points=load_entry_points)
-        return cls(pm, home=home or default_home(), interactive=interactive)
+        home = home or default_home()
+        pm = make_plugin_manager(
+            extra_plugins=extra_plugins,
+            load_entry_points=load_entry_points,
+            cache_dir=home / "cache",
+        )
+        return cls(pm, home=home, interactive=interactive)
 
     def runner(self, out: TextIO | None = None) -> Runner:
         from hostsim.runner import Runner

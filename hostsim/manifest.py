@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ REFERENCE_PATH = Path("docs") / "actions.md"
 
 def build_manifest(registry: Registry, distribution: str = PROJECT_NAME) -> dict[str, Any]:
     """Everything the manifest says comes from the registrations and the package metadata."""
+    from importlib import metadata  # loaded here: start-up does not need it (entry_points.py)
+
     meta = metadata.metadata(distribution)
     requirements = sorted(
         req for req in (metadata.requires(distribution) or []) if "extra ==" not in req

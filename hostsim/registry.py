@@ -81,9 +81,5 @@ class Registry:
 
     def plugin_names(self) -> list[tuple[str, str]]:
         """(name, distribution or 'built in') of each registered plugin."""
-        dists = {id(plugin): dist for plugin, dist in self.pm.list_plugin_distinfo()}
-        out = []
-        for name, plugin in self.pm.list_name_plugin():
-            dist = dists.get(id(plugin))
-            out.append((name, f"{dist.project_name} {dist.version}" if dist else "built in"))
-        return out
+        dists: dict[str, str] = getattr(self.pm, "plugin_dists", {})
+        return [(name, dists.get(name, "built in")) for name, _ in self.pm.list_name_plugin()]
