@@ -32,9 +32,9 @@ HOSTSIM = str(Path(PYTHON).with_name("hostsim"))
 #: Sizes per mode: ``full`` is the issue's table, ``quick`` about a minute, ``tiny`` the smoke test.
 SIZES: dict[str, dict[str, int]] = {
     "full": {"imap": 5000, "memory": 2000, "pop3": 2000, "smtp": 200, "oauth": 1000,
-             "logins": 200, "parse": 1000, "startup": 7, "repeat": 3},
+             "logins": 200, "parse": 1000, "startup": 15, "repeat": 5},
     "quick": {"imap": 1000, "memory": 400, "pop3": 400, "smtp": 40, "oauth": 200,
-              "logins": 60, "parse": 300, "startup": 5, "repeat": 3},
+              "logins": 60, "parse": 300, "startup": 7, "repeat": 3},
     "tiny": {"imap": 20, "memory": 10, "pop3": 10, "smtp": 3, "oauth": 5,
              "logins": 4, "parse": 12, "startup": 2, "repeat": 1},
 }
