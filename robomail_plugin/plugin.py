@@ -19,19 +19,26 @@ class RobomailPlugin:
 
     @hookimpl
     def robomail_register_actions(self) -> list[ActionSpec]:
-        from robomail_plugin.mail import check, imap, parse, pop3, smtp
+        # declarations only: each action imports its implementation when it first runs
+        from robomail_plugin.mail import (
+            check_actions,
+            imap_actions,
+            parse_actions,
+            pop3_actions,
+            smtp_actions,
+        )
 
         return [
-            *imap.action_specs(self.services),
-            *check.action_specs(self.services),
-            *pop3.action_specs(self.services),
-            *smtp.action_specs(self.services),
-            *parse.action_specs(self.services),
+            *imap_actions.action_specs(self.services),
+            *check_actions.action_specs(self.services),
+            *pop3_actions.action_specs(self.services),
+            *smtp_actions.action_specs(self.services),
+            *parse_actions.action_specs(self.services),
         ]
 
     @hookimpl
     def robomail_register_credential_editors(self) -> list[EditorSpec]:
-        from robomail_plugin.credentials.editor import build_editor
+        from robomail_plugin.credentials.editor_spec import build_editor
 
         return [build_editor(self.services)]
 

@@ -16,7 +16,7 @@ from credentials_support import CANARY
 from hostsim.cli import main
 from hostsim.host import Host
 from robomail_plugin.credentials.browser import SUCCESS_TEXT
-from robomail_plugin.credentials.editor import RECORD_TYPE
+from robomail_plugin.credentials.editor_spec import RECORD_TYPE
 from robomail_plugin.credentials.presets import GOOGLE, MICROSOFT
 from robomail_plugin.errors import InvalidParameter, RecordExists, RecordNotFound
 from robomail_plugin.hookspecs import hookimpl

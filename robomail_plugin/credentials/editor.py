@@ -1,6 +1,7 @@
-"""The OAuth parameters editor as a host-neutral EditorSpec: fields, and commands with params.
+"""The OAuth parameters editor's commands: what each one does.
 
-A host's settings screen (or hostsim's CLI, ``hostsim oauth <command>``) is built from this. Every
+``editor_spec`` declares the editor (imported at start-up, for a settings screen or hostsim's
+``hostsim oauth <command>``); this module is imported when one of its commands first runs. Every
 command returns a ``CommandResult`` whose message and data never hold a secret (shown as ***).
 """
 
@@ -15,61 +16,18 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV, REDIRECT_HOSTS
+from robomail_plugin.credentials.choices import PASSPHRASE_ENV
 from robomail_plugin.credentials.presets import preset_for_endpoint, with_tenant
 from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
 from robomail_plugin.errors import InvalidParameter
-from robomail_plugin.schema import (
-    ActionFailed,
-    CommandResult,
-    EditorCommand,
-    EditorField,
-    EditorSpec,
-    FieldKind,
-    HostContext,
-    Param,
-    ParamType,
-)
+from robomail_plugin.schema import ActionFailed, CommandResult, HostContext
 
 if TYPE_CHECKING:
     from robomail_plugin.services import Services
 
-RECORD_TYPE = "oauth"
 MASK = "***"
 
-FIELDS = (
-    EditorField(name="record_name", label="Record Name", required=True,
-                help="Unique name; actions pick the record by it (oauth_record)."),
-    EditorField(name="client_account", label="Client Account", required=True,
-                help="The mailbox's user name, usually its e-mail address."),
-    EditorField(name="client_id", label="Client ID", required=True,
-                help="From the provider's app registration."),
-    EditorField(name="client_secret", label="Client Secret", kind=FieldKind.SECRET, secret=True,
-                help="Optional. Leave empty for a public client (Microsoft personal accounts)."),
-    EditorField(name="refresh_token", label="Refresh Token", kind=FieldKind.SECRET, secret=True,
-                help="Obtained only by Get Refresh Token."),
-    EditorField(name="authorization_endpoint", label="Authorization Endpoint", kind=FieldKind.URL,
-                required=True, help="Where the user signs in (Load Predefined Endpoints)."),
-    EditorField(name="token_endpoint", label="Access Token Endpoint", kind=FieldKind.URL,
-                required=True, help="Exchanges the code and the refresh token for tokens."),
-    EditorField(name="scope", label="Scope", required=True,
-                help="Space-separated, as the provider documents."),
-    EditorField(name="device_endpoint", label="Device Authorization Endpoint", kind=FieldKind.URL,
-                help="Optional: for the device-code flow (Microsoft)."),
-)
-
-_NAME = Param(name="name", required=True, positional=True, help="the Record Name")
-_SECRET_PARAM = Param(name="client_secret", secret=True,
-                      help="Client Secret; empty for a public client")
-_FIELD_PARAMS = (
-    Param(name="account", help="Client Account (the mailbox's user name)"),
-    Param(name="client_id", help="Client ID from the app registration"),
-    _SECRET_PARAM,
-    Param(name="auth_endpoint", help="Authorization Endpoint (https://...)"),
-    Param(name="token_endpoint", help="Access Token Endpoint (https://...)"),
-    Param(name="scope", help="Scope, space-separated"),
-    Param(name="device_endpoint", help="Device Authorization Endpoint (optional)"),
-)
+# command option (``editor_spec``'s field params) -> record field
 _PARAM_TO_FIELD = {
     "account": "client_account",
     "client_id": "client_id",
@@ -79,11 +37,6 @@ _PARAM_TO_FIELD = {
     "scope": "scope",
     "device_endpoint": "device_endpoint",
 }
-_PROVIDER = Param(
-    name="provider", help="fill endpoints and scope from a preset (google, microsoft...)"
-)
-_TENANT = Param(name="tenant", help="Microsoft tenant: common (default), organizations, consumers, "
-                "or a tenant id")
 
 
 def masked(record: OAuthRecord) -> dict[str, str]:
@@ -424,77 +377,9 @@ class OAuthEditor:
             )
         return CommandResult(message=message, data={"key_id": key_id, "records": count})
 
-    # --- the spec --------------------------------------------------------------------------
 
-    def spec(self) -> EditorSpec:
-        def cmd(id_: str, label: str, run: Any, params: tuple[Param, ...], help_: str):
-            return EditorCommand(id=id_, label=label, run=run, params=params, help=help_)
-
-        return EditorSpec(
-            record_type=RECORD_TYPE,
-            title="OAuth parameters",
-            fields=FIELDS,
-            help="Named OAuth 2.0 parameter sets the Email actions log in with (oauth_record).",
-            commands=(
-                cmd("list", "List records", self.list, (), "List the OAuth records."),
-                cmd("show", "Show record", self.show, (_NAME,),
-                    "Show one record (secrets masked)."),
-                cmd("add", "Add record", self.add, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
-                    "Create a record. --provider fills endpoints and scope; the Client Secret is "
-                    "asked for when not given (empty for a public client)."),
-                cmd("edit", "Edit record", self.edit, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
-                    "Change fields of a record (only the options given)."),
-                cmd("delete", "Delete record", self.delete, (_NAME,), "Delete a record."),
-                cmd("rename", "Rename record", self.rename,
-                    (_NAME, Param(name="new_name", required=True, positional=True,
-                                  help="the new Record Name")),
-                    "Rename a record (tasks naming it must be updated)."),
-                cmd("load_predefined", "Load Predefined Endpoints", self.load_predefined,
-                    (_NAME, Param(name="provider", required=True, positional=True,
-                                  help="google, microsoft, or a provider a plugin adds"), _TENANT),
-                    "Fill the Authorization Endpoint, Access Token Endpoint and Scope from a "
-                    "provider preset."),
-                cmd("get_refresh_token", "Get Refresh Token", self.get_refresh_token,
-                    (_NAME,
-                     Param(name="no_browser", type=ParamType.BOOL, default=False,
-                           help="print the URL and paste the redirect URL back"),
-                     Param(name="device", type=ParamType.BOOL, default=False,
-                           help="use the device-code flow (Microsoft)"),
-                     Param(name="timeout", type=ParamType.INT, default=300,
-                           help="seconds to wait for the browser"),
-                     Param(name="redirect_host", type=ParamType.CHOICE,
-                           choices=("auto", *REDIRECT_HOSTS), default="auto",
-                           help="host in the redirect URI: auto is localhost for Microsoft, "
-                           "else 127.0.0.1 (the listener is on 127.0.0.1 either way)")),
-                    "Sign in through the browser (PKCE) and save the Refresh Token."),
-                cmd("export", "Export info to file", self.export,
-                    (Param(name="names", type=ParamType.LIST, positional=True,
-                           help="records to export (default: all)"),
-                     Param(name="to", type=ParamType.PATH, required=True, help="file to write"),
-                     Param(name="include_secrets", type=ParamType.BOOL, default=False,
-                           help="include Client Secret and Refresh Token"),
-                     Param(name="passphrase", secret=True,
-                           help=f"encrypt the secrets (or set {PASSPHRASE_ENV})")),
-                    "Write records to a JSON file another installation can import."),
-                cmd("import", "Import info from file", self.import_,
-                    (Param(name="file", type=ParamType.PATH, required=True, positional=True,
-                           help="the export file"),
-                     Param(name="on_conflict", type=ParamType.CHOICE,
-                           choices=ON_CONFLICT, default="error",
-                           help="what to do when a Record Name exists"),
-                     Param(name="passphrase", secret=True,
-                           help=f"the export's passphrase (or set {PASSPHRASE_ENV})")),
-                    "Import records from an export file; checks everything first, changes "
-                    "nothing on error."),
-                cmd("test", "Test record", self.test, (_NAME,),
-                    "Get an access token now and report its expiry (never the token)."),
-                cmd("rotate_key", "Rotate encryption key", self.rotate_key,
-                    (Param(name="new_key", secret=True,
-                           help="the new key (needed when the key comes from ROBOMAIL_KEY)"),),
-                    "Re-encrypt every stored secret with a new key."),
-            ),
-        )
-
-
-def build_editor(services: Services) -> EditorSpec:
-    return OAuthEditor(services).spec()
+def run_command(
+    services: Services, method: str, ctx: HostContext, params: Mapping[str, Any]
+) -> CommandResult:
+    """Runs one command: ``editor_spec`` points each command of the EditorSpec here, by name."""
+    return getattr(OAuthEditor(services), method)(ctx, params)

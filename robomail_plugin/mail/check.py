@@ -4,6 +4,8 @@ IMAP is here; POP3 plugs in through ``CHECKERS`` (helper module ``pop3`` provide
 ``check_for_email(ctx, params, services, conditions) -> list[dict]`` and registers it below).
 ``only_new`` remembers, per task, the highest UID an earlier check saw in this account and folder
 (reset when the folder's UIDVALIDITY changes), so "new" means "arrived since the last check".
+``check_actions`` declares the action (imported at start-up); this module is imported on its first
+run.
 """
 
 from __future__ import annotations
@@ -14,20 +16,9 @@ from typing import Any
 from robomail_plugin import errors
 from robomail_plugin.mail import files
 from robomail_plugin.mail.conditions import Conditions, parse_conditions
-from robomail_plugin.mail.connect import connection_params
-from robomail_plugin.mail.imap import (
-    E_FILE,
-    E_FOLDER,
-    E_PARAM,
-    E_SERVER,
-    LOGIN_ERRORS,
-    conditions_params,
-    connect_session,
-    search_uids,
-)
+from robomail_plugin.mail.imap import connect_session, search_uids
 from robomail_plugin.mail.imap_fetch import iter_messages
-from robomail_plugin.mail.imap_search import MESSAGES_CHOICES, plan_search
-from robomail_plugin.schema import ActionSpec, Param, ParamType
+from robomail_plugin.mail.imap_search import plan_search
 
 Checker = Callable[[Any, Mapping[str, Any], Any, Conditions], list[dict[str, Any]]]
 
@@ -115,95 +106,16 @@ def _check_pop3(
 CHECKERS: dict[str, Checker] = {"imap": _check_imap, "pop3": _check_pop3}
 
 
-def _run(services: Any) -> Callable[[Any, Mapping[str, Any]], None]:
-    def run(ctx: Any, params: Mapping[str, Any]) -> None:
-        protocol = (params.get("protocol") or "imap").lower()
-        checker = CHECKERS.get(protocol)
-        if checker is None:
-            raise errors.InvalidParameter(f"protocol must be imap or pop3, not {protocol!r}.")
-        conditions = parse_conditions(params.get("conditions"), params.get("match"))
-        found = checker(ctx, params, services, conditions)
-        if params.get("save_count_to"):
-            ctx.set_variable(params["save_count_to"], len(found))
-        if params.get("save_to"):
-            ctx.set_variable(params["save_to"], found)
-        what = "new " if params.get("only_new") else ""
-        ctx.log(f"Check for Email: {len(found)} {what}message(s) found over {protocol.upper()}")
-
-    return run
-
-
-def _params() -> list[Param]:
-    # The IMAP connection params, with the help texts that name both protocols.
-    both_protocols = {
-        "server": Param(name="server", required=True, help="Server host name or address."),
-        "port": Param(
-            name="port",
-            type=ParamType.INT,
-            help="TCP port; empty = the standard one (IMAP 993/143, POP3 995/110).",
-        ),
-    }
-    conn = [both_protocols.get(p.name, p) for p in connection_params("imap")]
-    return [
-        Param(
-            name="protocol",
-            type=ParamType.CHOICE,
-            choices=("imap", "pop3"),
-            default="imap",
-            help="imap or pop3.",
-        ),
-        *conn,
-        Param(name="folder", default="INBOX", help="IMAP folder to check."),
-        Param(
-            name="messages",
-            type=ParamType.CHOICE,
-            choices=MESSAGES_CHOICES,
-            default="unseen",
-            help="IMAP: which messages by flag (default unseen).",
-        ),
-        *conditions_params(),
-        Param(
-            name="only_new",
-            type=ParamType.BOOL,
-            default=False,
-            help="Report only messages that arrived since this task's previous check "
-            "(remembered across runs; on POP3 the only way to get 'new').",
-        ),
-        Param(
-            name="mark_seen",
-            type=ParamType.BOOL,
-            default=False,
-            help="Set \\Seen on the messages found.",
-        ),
-        Param(
-            name="save_count_to",
-            sets_variable=True,
-            help="Variable for the number of messages found.",
-        ),
-        Param(
-            name="save_to",
-            sets_variable=True,
-            help="Variable for a JSON list of the messages' info.",
-        ),
-        Param(
-            name="download_to",
-            type=ParamType.PATH,
-            help="Folder to save each message found as <uid>.eml.",
-        ),
-    ]
-
-
-def action_specs(services: Any) -> list[ActionSpec]:
-    """Check for Email, for ``robomail_register_actions``."""
-    return [
-        ActionSpec(
-            id="robomail.check_for_email",
-            title="Check for Email",
-            category="Email",
-            run=_run(services),
-            params=tuple(_params()),
-            errors=(*LOGIN_ERRORS, E_FOLDER, E_SERVER, E_PARAM, E_FILE),
-            description="Opens a connection, finds matching (or new) messages, records them and "
-            "closes. Finding none is not an error.",
-        )
-    ]
+def run_check(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
+    protocol = (params.get("protocol") or "imap").lower()
+    checker = CHECKERS.get(protocol)
+    if checker is None:
+        raise errors.InvalidParameter(f"protocol must be imap or pop3, not {protocol!r}.")
+    conditions = parse_conditions(params.get("conditions"), params.get("match"))
+    found = checker(ctx, params, services, conditions)
+    if params.get("save_count_to"):
+        ctx.set_variable(params["save_count_to"], len(found))
+    if params.get("save_to"):
+        ctx.set_variable(params["save_to"], found)
+    what = "new " if params.get("only_new") else ""
+    ctx.log(f"Check for Email: {len(found)} {what}message(s) found over {protocol.upper()}")

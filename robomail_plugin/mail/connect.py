@@ -1,8 +1,9 @@
 """The one place that opens IMAP, POP3 and SMTP connections and logs in.
 
-Every mail action declares its connection parameters through ``connection_params`` and opens its
-connection through ``open_imap`` / ``open_pop3`` / ``open_smtp``, so TLS checks, timeouts, the OAuth
-retry on a rejected token and the wording of login errors are the same everywhere.
+Every mail action declares its connection parameters through ``params.connection_params`` and
+opens its connection through ``open_imap`` / ``open_pop3`` / ``open_smtp``, so TLS checks,
+timeouts, the OAuth retry on a rejected token and the wording of login errors are the same
+everywhere.
 """
 
 from __future__ import annotations
@@ -16,10 +17,17 @@ import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.mail import sasl
-from robomail_plugin.schema import Param, ParamType
+from robomail_plugin.mail.params import (
+    DEFAULT_PORTS,
+    PROTOCOLS,
+    SASL_CHOICES,
+    SECURITY_CHOICES,
+    auth_choices,
+    default_security,
+)
 
 # The mail, TLS and socket libraries are loaded on first use, inside the functions that open a
-# connection: keeps `hostsim actions` start-up light. Declaring parameters needs none of them.
+# connection: an action that fails its parameter checks never loads them.
 if TYPE_CHECKING:
     import poplib
     import smtplib
@@ -28,92 +36,8 @@ if TYPE_CHECKING:
 
     from imapclient import IMAPClient
 
-PROTOCOLS = ("imap", "pop3", "smtp")
-DEFAULT_PORTS = {
-    ("imap", "ssl"): 993,
-    ("imap", "starttls"): 143,
-    ("imap", "none"): 143,
-    ("pop3", "ssl"): 995,
-    ("pop3", "starttls"): 110,
-    ("pop3", "none"): 110,
-    ("smtp", "ssl"): 465,
-    ("smtp", "starttls"): 587,
-    ("smtp", "none"): 587,
-}
-SECURITY_CHOICES = ("ssl", "starttls", "none")
-SASL_CHOICES = sasl.MECHANISMS
-
 LogFn = Callable[..., None]
 SecretFn = Callable[[str], None]
-
-
-def _auth_choices(protocol: str) -> tuple[str, ...]:
-    return ("password", "oauth", "none") if protocol == "smtp" else ("password", "oauth")
-
-
-def _default_security(protocol: str) -> str:
-    return "starttls" if protocol == "smtp" else "ssl"
-
-
-def connection_params(protocol: str) -> tuple[Param, ...]:
-    """The connection parameters every action of ``protocol`` declares (ACTIONS.md table)."""
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}")
-    p = protocol.upper()
-    ports = "/".join(str(DEFAULT_PORTS[(protocol, s)]) for s in ("ssl", "starttls"))
-    return (
-        Param(name="server", required=True, help=f"{p} server host name or address."),
-        Param(
-            name="port",
-            type=ParamType.INT,
-            help=f"TCP port; empty or 0 = the standard port for the security ({ports}).",
-        ),
-        Param(
-            name="security",
-            type=ParamType.CHOICE,
-            choices=SECURITY_CHOICES,
-            default=_default_security(protocol),
-            help="ssl = implicit TLS; starttls = upgrade a plain connection (required: fails "
-            "when the server does not offer it); none = no encryption.",
-        ),
-        Param(
-            name="auth",
-            type=ParamType.CHOICE,
-            choices=_auth_choices(protocol),
-            default="password",
-            help="password = user name and password; oauth = an OAuth record"
-            + ("; none = no login." if protocol == "smtp" else "."),
-        ),
-        Param(name="username", help="User name for auth: password."),
-        Param(name="password", secret=True, help="Password for auth: password (secret)."),
-        Param(
-            name="oauth_record",
-            help="Record Name of the OAuth parameter set for auth: oauth; the user name is the "
-            "record's Client Account.",
-        ),
-        Param(
-            name="sasl",
-            type=ParamType.CHOICE,
-            choices=SASL_CHOICES,
-            default="xoauth2",
-            help="SASL mechanism for auth: oauth: xoauth2 or oauthbearer (RFC 7628).",
-        ),
-        Param(name="timeout", type=ParamType.INT, default=60, help="Network timeout in seconds."),
-        Param(
-            name="verify_tls",
-            type=ParamType.BOOL,
-            default=True,
-            help="Check the server certificate; false is insecure and logs a warning.",
-        ),
-        Param(
-            name="ca_file",
-            type=ParamType.PATH,
-            help="A CA certificate file (PEM) to trust instead of the system's CAs.",
-        ),
-    )
-
-
-CONNECTION_PARAM_NAMES = frozenset(p.name for p in connection_params("smtp"))
 
 
 @attrs.frozen(kw_only=True)
@@ -144,7 +68,7 @@ class ConnectionSettings:
         server = str(get("server", "")).strip()
         if not server:
             raise errors.InvalidParameter(f"{protocol.upper()}: the 'server' parameter is empty.")
-        security = str(get("security", _default_security(protocol))).lower()
+        security = str(get("security", default_security(protocol))).lower()
         if security not in SECURITY_CHOICES:
             raise errors.InvalidParameter(
                 f"security {security!r} is not one of {', '.join(SECURITY_CHOICES)}."
@@ -158,9 +82,9 @@ class ConnectionSettings:
         if not 0 < port < 65536:
             raise errors.InvalidParameter(f"port {port} is out of range (1-65535).")
         auth = str(get("auth", "password")).lower()
-        if auth not in _auth_choices(protocol):
+        if auth not in auth_choices(protocol):
             raise errors.InvalidParameter(
-                f"auth {auth!r} is not one of {', '.join(_auth_choices(protocol))} for "
+                f"auth {auth!r} is not one of {', '.join(auth_choices(protocol))} for "
                 f"{protocol.upper()}."
             )
         username = str(get("username", ""))

@@ -17,8 +17,8 @@ from typing import Any
 
 from robomail_plugin.errors import FileError, InvalidParameter
 from robomail_plugin.mail.message_info import Attachment
+from robomail_plugin.mail.params import IF_EXISTS
 
-IF_EXISTS = ("overwrite", "unique", "error")
 DEFAULT_NAME = "attachment"
 MAX_NAME_BYTES = 150
 _WINDOWS_DEVICES = frozenset(

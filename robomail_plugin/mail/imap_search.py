@@ -17,19 +17,8 @@ import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.mail.conditions import Condition, Conditions
+from robomail_plugin.mail.params import MESSAGES_CHOICES
 
-MESSAGES_CHOICES = (
-    "all",
-    "unseen",
-    "seen",
-    "flagged",
-    "unflagged",
-    "answered",
-    "unanswered",
-    "deleted",
-    "undeleted",
-    "new",
-)
 _MESSAGES_KEYS: dict[str, list[Any]] = {
     "all": [],
     "unseen": ["UNSEEN"],

@@ -2,6 +2,8 @@
 
 The parsing itself lives in ``message_info`` (shared with the mail loops) and the writing in
 ``files`` (shared with the download actions); this module is the action around them.
+``parse_actions`` declares the action (imported at start-up); this module is imported on its first
+run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 from robomail_plugin.errors import FileError, InvalidParameter, ParseError
 from robomail_plugin.mail import files
 from robomail_plugin.mail.message_info import header_list, message_info, parse_message, walk_parts
-from robomail_plugin.schema import ActionContext, ActionSpec, ErrorCode, Param, ParamType
+from robomail_plugin.schema import ActionContext
 
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
@@ -70,51 +72,3 @@ def run_parse_email(ctx: ActionContext, params: Mapping[str, Any]) -> None:
     ctx.log(f"Parsed message {info['message_id'] or '(no Message-ID)'}: "
             f"{len(info['attachments'])} attachment(s)"
             + (f", {saved} saved to {params.get('attachments_folder')}" if saved else ""))
-
-
-
-def _seq(items: list[Any]) -> tuple[Any, ...]:
-    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
-    return tuple(items)
-
-def action_specs(services: Any = None) -> list[ActionSpec]:
-    return [
-        ActionSpec(
-            id="robomail.parse_email",
-            title="Parse Email",
-            category="Email",
-            run=run_parse_email,
-            description=(
-                "Reads a message (.eml file or text) and writes its Message info plus all headers "
-                "to a variable; decodes RFC 2047 headers, transfer encodings, charsets and "
-                "RFC 2231 file names; derives text from HTML when there is no text part; saves "
-                "attachments under sanitised names that never leave the chosen folder."),
-            params=_seq([
-                Param(name="source", type=ParamType.CHOICE, choices=("file", "text"),
-                      default="file", help="Where the message comes from: a file or text."),
-                Param(name="file", type=ParamType.PATH, default=None,
-                      help="Path of the .eml file (source: file)."),
-                Param(name="text", default=None,
-                      help="The whole message as text, e.g. {MessageText} (source: text)."),
-                Param(name="save_to", default="Msg", sets_variable=True,
-                      help="Variable for the Message info JSON plus 'headers' (a list of "
-                           "[name, value] pairs in message order)."),
-                Param(name="attachments_folder", type=ParamType.PATH, default=None,
-                      help="Folder to save the attachments in (created if missing)."),
-                Param(name="if_exists", type=ParamType.CHOICE,
-                      choices=files.IF_EXISTS, default="unique",
-                      help="When an attachment's file exists: overwrite, unique (name (1).ext) "
-                           "or error."),
-                Param(name="save_text_to", default=None, sets_variable=True,
-                      help="Variable for the plain-text body (derived from HTML if needed)."),
-                Param(name="save_html_to", default=None, sets_variable=True,
-                      help="Variable for the HTML body (empty when there is none)."),
-            ]),
-            errors=_seq([
-                ErrorCode(code="file_error", meaning="The file is missing or unreadable, or an "
-                          "attachment could not be written (or exists with if_exists: error)."),
-                ErrorCode(code="parse_error", meaning="The message is empty or unparsable."),
-                ErrorCode(code="invalid_parameter", meaning="No file or text was given."),
-            ]),
-        )
-    ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-MECHANISMS = ("xoauth2", "oauthbearer")
+from robomail_plugin.mail.params import SASL_CHOICES as MECHANISMS
 
 
 def xoauth2_response(user: str, access_token: str) -> bytes:

@@ -3,6 +3,8 @@
 Everything that can be wrong with the parameters (addresses, a CR or LF in a header value,
 missing attachments, a charset that cannot hold the text) is found before connecting, so a task
 never half-sends. The connection and login are ``connect.open_smtp``'s job.
+``smtp_actions`` declares the action (imported at start-up); this module is imported on its first
+run.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 from robomail_plugin import errors
 from robomail_plugin.mail import connect, files
 from robomail_plugin.mail.message_info import html_to_text
-from robomail_plugin.schema import ActionContext, ActionSpec, ErrorCode, Param, ParamType
+from robomail_plugin.mail.smtp_actions import KIND
+from robomail_plugin.schema import ActionContext
 
 # smtplib and the modern email API (policy, header registry, EmailMessage, mimetypes) are loaded
 # on first use, in the functions that build and send: keeps `hostsim actions` start-up light.
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
     from email.headerregistry import Address
     from email.message import EmailMessage
 
-KIND = "smtp"
 PRIORITIES = {
     "high": ("1 (Highest)", "High"),
     "normal": None,
@@ -351,70 +353,3 @@ def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> No
     if params.get("save_message_id_to"):
         ctx.set_variable(params["save_message_id_to"], message_id)
     ctx.log(f"sent {message_id} via {settings.describe()} to {len(accepted)} recipient(s)")
-
-
-
-def _seq(items: list[Any]) -> tuple[Any, ...]:
-    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
-    return tuple(items)
-
-def action_specs(services: Any) -> list[ActionSpec]:
-    def run(ctx: ActionContext, params: Mapping[str, Any]) -> None:
-        run_send(services, ctx, params)
-
-    return [ActionSpec(
-        id="robomail.smtp_send_email", title="SMTP Send Email", category="Email", run=run,
-        description="Builds and sends one message over SMTP (password, OAuth or no login; "
-                    "STARTTLS or implicit TLS). Everything is checked before connecting.",
-        params=_seq([
-            *connect.connection_params(KIND),
-            Param(name="from", default=None,
-                  help="Sender, 'Name <address>' or an address; empty = the login's address."),
-            Param(name="to", type=ParamType.JSON, default=None,
-                  help="Recipients, separated by ',' or ';' (or a list)."),
-            Param(name="cc", type=ParamType.JSON, default=None, help="Copy recipients."),
-            Param(name="bcc", type=ParamType.JSON, default=None,
-                  help="Blind copy recipients: they get the message but appear in no header."),
-            Param(name="reply_to", type=ParamType.JSON, default=None,
-                  help="Reply-To address(es)."),
-            Param(name="subject", default="", help="Subject (any language)."),
-            Param(name="body", default="", help="The message text (or HTML)."),
-            Param(name="body_format", type=ParamType.CHOICE,
-                  choices=("text", "html", "html+text"), default="text",
-                  help="text; html; or html+text = HTML with a plain-text alternative derived "
-                       "from it."),
-            Param(name="body_file", type=ParamType.PATH, default=None,
-                  help="Read the body from this file (UTF-8; used instead of body)."),
-            Param(name="charset", default="utf-8", help="Charset of the text parts."),
-            Param(name="attachments", type=ParamType.JSON, default=None,
-                  help="Files to attach: paths separated by ';' (or a list); wildcards such as "
-                       "C:/out/*.pdf. A missing file stops the action before anything is sent."),
-            Param(name="priority", type=ParamType.CHOICE, choices=("high", "normal", "low"),
-                  default="normal", help="Sets X-Priority and Importance."),
-            Param(name="read_receipt", type=ParamType.BOOL, default=False,
-                  help="Ask for a read receipt (Disposition-Notification-To: the sender)."),
-            Param(name="headers", type=ParamType.JSON, default=None,
-                  help="Extra headers as a mapping, e.g. {X-Ticket: '42'}."),
-            Param(name="save_copy_to", type=ParamType.PATH, default=None,
-                  help="Also save the sent message as this .eml file (without Bcc)."),
-            Param(name="save_message_id_to", default=None, sets_variable=True,
-                  help="Variable for the Message-ID of the sent message."),
-            Param(name="fail_on_any_refused", type=ParamType.BOOL, default=False,
-                  help="Fail when the server refuses any recipient (default: warn and go on)."),
-        ]),
-        errors=_seq([
-            ErrorCode(code="invalid_parameter", meaning="An address, header, charset or other "
-                      "parameter is wrong (e.g. a line break in a header value)."),
-            ErrorCode(code="file_error", meaning="An attachment or body_file is missing, or the "
-                      "copy could not be saved."),
-            ErrorCode(code="connect_failed", meaning="Cannot reach the server or TLS failed."),
-            ErrorCode(code="login_failed", meaning="Login or OAuth token rejected."),
-            ErrorCode(code="login_temporary", meaning="The server could not check the login "
-                      "now; try again later."),
-            ErrorCode(code="send_failed", meaning="The server refused the sender, the message or "
-                      "every recipient (or any, with fail_on_any_refused)."),
-            ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),
-            ErrorCode(code="token_refused", meaning="The token endpoint refused."),
-            ErrorCode(code="token_temporary", meaning="The token endpoint is unreachable."),
-        ]),
-    )]

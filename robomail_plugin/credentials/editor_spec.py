@@ -1,0 +1,139 @@
+"""The OAuth parameters editor as a host-neutral EditorSpec: fields, and commands with params.
+
+A host's settings screen (or hostsim's CLI, ``hostsim oauth <command>``) is built from this, at
+start-up, so it imports no credential code: each command imports ``editor`` (which does the work)
+the first time one of them runs.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV, REDIRECT_HOSTS
+from robomail_plugin.lazy import lazy_run
+from robomail_plugin.schema import (
+    EditorCommand,
+    EditorField,
+    EditorSpec,
+    FieldKind,
+    Param,
+    ParamType,
+)
+
+if TYPE_CHECKING:
+    from robomail_plugin.services import Services
+
+EDITOR = "robomail_plugin.credentials.editor"
+RECORD_TYPE = "oauth"
+
+FIELDS = (
+    EditorField(name="record_name", label="Record Name", required=True,
+                help="Unique name; actions pick the record by it (oauth_record)."),
+    EditorField(name="client_account", label="Client Account", required=True,
+                help="The mailbox's user name, usually its e-mail address."),
+    EditorField(name="client_id", label="Client ID", required=True,
+                help="From the provider's app registration."),
+    EditorField(name="client_secret", label="Client Secret", kind=FieldKind.SECRET, secret=True,
+                help="Optional. Leave empty for a public client (Microsoft personal accounts)."),
+    EditorField(name="refresh_token", label="Refresh Token", kind=FieldKind.SECRET, secret=True,
+                help="Obtained only by Get Refresh Token."),
+    EditorField(name="authorization_endpoint", label="Authorization Endpoint", kind=FieldKind.URL,
+                required=True, help="Where the user signs in (Load Predefined Endpoints)."),
+    EditorField(name="token_endpoint", label="Access Token Endpoint", kind=FieldKind.URL,
+                required=True, help="Exchanges the code and the refresh token for tokens."),
+    EditorField(name="scope", label="Scope", required=True,
+                help="Space-separated, as the provider documents."),
+    EditorField(name="device_endpoint", label="Device Authorization Endpoint", kind=FieldKind.URL,
+                help="Optional: for the device-code flow (Microsoft)."),
+)
+
+_NAME = Param(name="name", required=True, positional=True, help="the Record Name")
+_SECRET_PARAM = Param(name="client_secret", secret=True,
+                      help="Client Secret; empty for a public client")
+_FIELD_PARAMS = (
+    Param(name="account", help="Client Account (the mailbox's user name)"),
+    Param(name="client_id", help="Client ID from the app registration"),
+    _SECRET_PARAM,
+    Param(name="auth_endpoint", help="Authorization Endpoint (https://...)"),
+    Param(name="token_endpoint", help="Access Token Endpoint (https://...)"),
+    Param(name="scope", help="Scope, space-separated"),
+    Param(name="device_endpoint", help="Device Authorization Endpoint (optional)"),
+)
+_PROVIDER = Param(
+    name="provider", help="fill endpoints and scope from a preset (google, microsoft...)"
+)
+_TENANT = Param(name="tenant", help="Microsoft tenant: common (default), organizations, consumers, "
+                "or a tenant id")
+
+
+def build_editor(services: Services) -> EditorSpec:
+    """The OAuth parameters editor; its commands run ``editor.OAuthEditor``'s methods."""
+
+    def cmd(id_: str, label: str, method: str, params: tuple[Param, ...], help_: str):
+        run = lazy_run(EDITOR, "run_command", services, method)
+        return EditorCommand(id=id_, label=label, run=run, params=params, help=help_)
+
+    return EditorSpec(
+        record_type=RECORD_TYPE,
+        title="OAuth parameters",
+        fields=FIELDS,
+        help="Named OAuth 2.0 parameter sets the Email actions log in with (oauth_record).",
+        commands=(
+            cmd("list", "List records", "list", (), "List the OAuth records."),
+            cmd("show", "Show record", "show", (_NAME,),
+                "Show one record (secrets masked)."),
+            cmd("add", "Add record", "add", (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+                "Create a record. --provider fills endpoints and scope; the Client Secret is "
+                "asked for when not given (empty for a public client)."),
+            cmd("edit", "Edit record", "edit", (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+                "Change fields of a record (only the options given)."),
+            cmd("delete", "Delete record", "delete", (_NAME,), "Delete a record."),
+            cmd("rename", "Rename record", "rename",
+                (_NAME, Param(name="new_name", required=True, positional=True,
+                              help="the new Record Name")),
+                "Rename a record (tasks naming it must be updated)."),
+            cmd("load_predefined", "Load Predefined Endpoints", "load_predefined",
+                (_NAME, Param(name="provider", required=True, positional=True,
+                              help="google, microsoft, or a provider a plugin adds"), _TENANT),
+                "Fill the Authorization Endpoint, Access Token Endpoint and Scope from a "
+                "provider preset."),
+            cmd("get_refresh_token", "Get Refresh Token", "get_refresh_token",
+                (_NAME,
+                 Param(name="no_browser", type=ParamType.BOOL, default=False,
+                       help="print the URL and paste the redirect URL back"),
+                 Param(name="device", type=ParamType.BOOL, default=False,
+                       help="use the device-code flow (Microsoft)"),
+                 Param(name="timeout", type=ParamType.INT, default=300,
+                       help="seconds to wait for the browser"),
+                 Param(name="redirect_host", type=ParamType.CHOICE,
+                       choices=("auto", *REDIRECT_HOSTS), default="auto",
+                       help="host in the redirect URI: auto is localhost for Microsoft, "
+                       "else 127.0.0.1 (the listener is on 127.0.0.1 either way)")),
+                "Sign in through the browser (PKCE) and save the Refresh Token."),
+            cmd("export", "Export info to file", "export",
+                (Param(name="names", type=ParamType.LIST, positional=True,
+                       help="records to export (default: all)"),
+                 Param(name="to", type=ParamType.PATH, required=True, help="file to write"),
+                 Param(name="include_secrets", type=ParamType.BOOL, default=False,
+                       help="include Client Secret and Refresh Token"),
+                 Param(name="passphrase", secret=True,
+                       help=f"encrypt the secrets (or set {PASSPHRASE_ENV})")),
+                "Write records to a JSON file another installation can import."),
+            cmd("import", "Import info from file", "import_",
+                (Param(name="file", type=ParamType.PATH, required=True, positional=True,
+                       help="the export file"),
+                 Param(name="on_conflict", type=ParamType.CHOICE,
+                       choices=ON_CONFLICT, default="error",
+                       help="what to do when a Record Name exists"),
+                 Param(name="passphrase", secret=True,
+                       help=f"the export's passphrase (or set {PASSPHRASE_ENV})")),
+                "Import records from an export file; checks everything first, changes "
+                "nothing on error."),
+            cmd("test", "Test record", "test", (_NAME,),
+                "Get an access token now and report its expiry (never the token)."),
+            cmd("rotate_key", "Rotate encryption key", "rotate_key",
+                (Param(name="new_key", secret=True,
+                       help="the new key (needed when the key comes from ROBOMAIL_KEY)"),),
+                "Re-encrypt every stored secret with a new key."),
+        ),
+    )
