@@ -91,8 +91,6 @@ def connection_params(protocol: str) -> tuple[Param, ...]:
     )
 
 
-CONNECTION_PARAM_NAMES = frozenset(p.name for p in connection_params("smtp"))
-
 #: ``messages`` of the IMAP actions: which messages by flag (see ``imap_search``).
 MESSAGES_CHOICES = (
     "all",

@@ -13,11 +13,6 @@ from robomail_plugin.mail.params import IF_EXISTS
 from robomail_plugin.schema import ActionSpec, ErrorCode, Param, ParamType
 
 
-def _seq(items: list[Any]) -> tuple[Any, ...]:
-    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
-    return tuple(items)
-
-
 def action_specs(services: Any = None) -> list[ActionSpec]:
     return [
         ActionSpec(
@@ -30,7 +25,7 @@ def action_specs(services: Any = None) -> list[ActionSpec]:
                 "to a variable; decodes RFC 2047 headers, transfer encodings, charsets and "
                 "RFC 2231 file names; derives text from HTML when there is no text part; saves "
                 "attachments under sanitised names that never leave the chosen folder."),
-            params=_seq([
+            params=tuple([
                 Param(name="source", type=ParamType.CHOICE, choices=("file", "text"),
                       default="file", help="Where the message comes from: a file or text."),
                 Param(name="file", type=ParamType.PATH, default=None,
@@ -51,7 +46,7 @@ def action_specs(services: Any = None) -> list[ActionSpec]:
                 Param(name="save_html_to", default=None, sets_variable=True,
                       help="Variable for the HTML body (empty when there is none)."),
             ]),
-            errors=_seq([
+            errors=tuple([
                 ErrorCode(code="file_error", meaning="The file is missing or unreadable, or an "
                           "attachment could not be written (or exists with if_exists: error)."),
                 ErrorCode(code="parse_error", meaning="The message is empty or unparsable."),

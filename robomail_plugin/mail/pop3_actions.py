@@ -54,11 +54,6 @@ _MESSAGE_ERRORS = [
 ]
 
 
-def _seq(items: list[Any]) -> tuple[Any, ...]:
-    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
-    return tuple(items)
-
-
 def action_specs(services: Any) -> list[ActionSpec]:
     return [
         ActionSpec(
@@ -66,40 +61,40 @@ def action_specs(services: Any) -> list[ActionSpec]:
             run=lazy_run(POP3, "run_open", services),
             description="Connects and logs in to a POP3 server and registers the session under "
                         "a connection name for the other POP3 actions.",
-            params=_seq([*connection_params(KIND), _connection_param(),
+            params=tuple([*connection_params(KIND), _connection_param(),
                     Param(name="save_count_to", default=None, sets_variable=True,
                           help="Variable for the number of messages in the mailbox.")]),
-            errors=_seq(_OPEN_ERRORS),
+            errors=tuple(_OPEN_ERRORS),
         ),
         ActionSpec(
             id="robomail.pop3_close", title="POP3 Close", category="Email",
             run=lazy_run(POP3, "run_close"),
             description="Ends the POP3 session: commit (QUIT: deletions take effect) or "
                         "discard (RSET then QUIT: nothing is deleted).",
-            params=_seq([_connection_param(),
+            params=tuple([_connection_param(),
                     Param(name="on_close", type=ParamType.CHOICE, choices=("commit", "discard"),
                           default="commit",
                           help="commit = delete what POP3 Delete Email marked; discard = keep "
                                "everything.")]),
-            errors=_seq(_COMMON_ERRORS),
+            errors=tuple(_COMMON_ERRORS),
         ),
         ActionSpec(
             id="robomail.pop3_messages_count", title="POP3 Messages Count", category="Email",
             run=lazy_run(POP3, "run_count"),
             description="Counts the messages in the mailbox and their total size (STAT).",
-            params=_seq([_connection_param(),
+            params=tuple([_connection_param(),
                     Param(name="save_count_to", default="Count", sets_variable=True,
                           help="Variable for the number of messages."),
                     Param(name="save_size_to", default=None, sets_variable=True,
                           help="Variable for the total size in bytes.")]),
-            errors=_seq(_COMMON_ERRORS),
+            errors=tuple(_COMMON_ERRORS),
         ),
         ActionSpec(
             id="robomail.pop3_mail_loop", title="POP3 Mail Loop", category="Email",
             run=lazy_run(POP3, "run_loop"), loop=True,
             description="Runs the loop body once per message (a snapshot taken when the loop "
                         "starts), writing its Message info to a variable.",
-            params=_seq([
+            params=tuple([
                 _connection_param(),
                 Param(name="order", type=ParamType.CHOICE, choices=("oldest", "newest"),
                       default="oldest", help="oldest first or newest first."),
@@ -120,7 +115,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
                       help="Skip messages this task already processed in earlier runs "
                            "(remembered by UIDL, per mailbox)."),
             ]),
-            errors=_seq([*_COMMON_ERRORS, ErrorCode(code="invalid_parameter",
+            errors=tuple([*_COMMON_ERRORS, ErrorCode(code="invalid_parameter",
                                                meaning="A condition or max_messages is wrong.")]),
         ),
         ActionSpec(
@@ -128,7 +123,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
             run=lazy_run(POP3, "run_download"),
             description="Saves one message as a .eml file, optionally extracting its "
                         "attachments.",
-            params=_seq([
+            params=tuple([
                 _connection_param(), *_message_params(),
                 Param(name="save_to_file", type=ParamType.PATH, default=None,
                       help="Full path of the .eml file to write."),
@@ -145,7 +140,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
                 Param(name="save_path_to", default=None, sets_variable=True,
                       help="Variable for the path of the written .eml file."),
             ]),
-            errors=_seq([*_COMMON_ERRORS, *_MESSAGE_ERRORS,
+            errors=tuple([*_COMMON_ERRORS, *_MESSAGE_ERRORS,
                     ErrorCode(code="file_error", meaning="The file exists (if_exists: error) or "
                               "cannot be written.")]),
         ),
@@ -154,7 +149,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
             run=lazy_run(POP3, "run_delete"),
             description="Marks one message for deletion (DELE); it is removed when the session "
                         "closes with commit, kept with discard.",
-            params=_seq([_connection_param(), *_message_params()]),
-            errors=_seq([*_COMMON_ERRORS, *_MESSAGE_ERRORS]),
+            params=tuple([_connection_param(), *_message_params()]),
+            errors=tuple([*_COMMON_ERRORS, *_MESSAGE_ERRORS]),
         ),
     ]

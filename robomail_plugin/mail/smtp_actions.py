@@ -15,18 +15,13 @@ from robomail_plugin.schema import ActionSpec, ErrorCode, Param, ParamType
 KIND = "smtp"
 
 
-def _seq(items: list[Any]) -> tuple[Any, ...]:
-    """A declaration list as the tuple ActionSpec stores (keeps mypy's attrs plugin happy)."""
-    return tuple(items)
-
-
 def action_specs(services: Any) -> list[ActionSpec]:
     return [ActionSpec(
         id="robomail.smtp_send_email", title="SMTP Send Email", category="Email",
         run=lazy_run("robomail_plugin.mail.smtp", "run_send", services),
         description="Builds and sends one message over SMTP (password, OAuth or no login; "
                     "STARTTLS or implicit TLS). Everything is checked before connecting.",
-        params=_seq([
+        params=tuple([
             *connection_params(KIND),
             Param(name="from", default=None,
                   help="Sender, 'Name <address>' or an address; empty = the login's address."),
@@ -62,7 +57,7 @@ def action_specs(services: Any) -> list[ActionSpec]:
             Param(name="fail_on_any_refused", type=ParamType.BOOL, default=False,
                   help="Fail when the server refuses any recipient (default: warn and go on)."),
         ]),
-        errors=_seq([
+        errors=tuple([
             ErrorCode(code="invalid_parameter", meaning="An address, header, charset or other "
                       "parameter is wrong (e.g. a line break in a header value)."),
             ErrorCode(code="file_error", meaning="An attachment or body_file is missing, or the "
