@@ -262,13 +262,16 @@ def _oauth_login(
     services: Any,
     attempt: Callable[[bytes, sasl.OAuthMechanism], None],
     add_secret: SecretFn | None = None,
+    account: str | None = None,
 ) -> str:
     """Logs in with a cached token; on rejection drops it and retries once with a fresh one.
 
-    Returns the record's Client Account (the user logged in as): the record is read once.
+    Returns the record's Client Account (the user logged in as): the record is read once, here
+    or by the caller, who then gives it as ``account``.
     """
-    record = services.store.get(settings.oauth_record)
-    user = str(record.client_account)
+    user = account if account is not None else str(
+        services.store.get(settings.oauth_record).client_account
+    )
     last: _Rejected | None = None
     for force in (False, True):
         token = services.tokens.get_access_token(settings.oauth_record, force_refresh=force)
@@ -491,8 +494,13 @@ def open_smtp(
     *,
     log: LogFn | None = None,
     add_secret: SecretFn | None = None,
+    account: str | None = None,
 ) -> smtplib.SMTP:
-    """Connects, says EHLO, secures (STARTTLS) and logs in unless ``auth`` is none."""
+    """Connects, says EHLO, secures (STARTTLS) and logs in unless ``auth`` is none.
+
+    ``account``: the OAuth record's Client Account when the caller has read the record already
+    (the login then does not read it again).
+    """
     import smtplib
 
     ctx = tls_context(settings, log) if settings.security != "none" else None
@@ -519,7 +527,7 @@ def open_smtp(
             except (OSError, smtplib.SMTPException) as exc:
                 raise _connect_error(settings, exc) from None
             smtp.ehlo()
-        _smtp_login(smtp, settings, services, add_secret)
+        _smtp_login(smtp, settings, services, add_secret, account)
     except BaseException:
         with contextlib.suppress(Exception):
             smtp.close()
@@ -532,7 +540,11 @@ def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
 
 
 def _smtp_login(
-    smtp: smtplib.SMTP, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+    smtp: smtplib.SMTP,
+    settings: ConnectionSettings,
+    services: Any,
+    add_secret: SecretFn | None,
+    account: str | None,
 ) -> None:
     import smtplib
 
@@ -580,4 +592,4 @@ def _smtp_login(
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 
-    _oauth_login(settings, services, attempt, add_secret)
+    _oauth_login(settings, services, attempt, add_secret, account)

@@ -264,13 +264,14 @@ def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMess
 
 
 def _sender(params: Mapping[str, Any], settings: connect.ConnectionSettings,
-            services: Any) -> Address:
+            account: str | None) -> Address:
+    """``from``, else the login's user name (password) or the record's Client Account."""
     raw = params.get("from")
     if not raw:
         if settings.auth == "password" and "@" in settings.username:
             raw = settings.username
         elif settings.auth == "oauth":
-            raw = services.store.get(settings.oauth_record).client_account
+            raw = account
     if not raw:
         raise errors.InvalidParameter("from is empty: give the sender's address")
     found = parse_addresses("from", raw)
@@ -323,11 +324,19 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
 
 def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> None:
     settings = connect.ConnectionSettings.from_params(KIND, params)
-    sender = _sender(params, settings, services)
+    # the record is read once: its Client Account is the default sender and the login's user
+    account = (
+        str(services.store.get(settings.oauth_record).client_account)
+        if settings.auth == "oauth"
+        else None
+    )
+    sender = _sender(params, settings, account)
     msg, recipients = build_message(params, sender)
     if params.get("body") and params.get("body_file"):
         ctx.log("both body and body_file are given: the body is read from body_file", "warning")
-    smtp = connect.open_smtp(settings, services, log=ctx.log, add_secret=ctx.add_secret)
+    smtp = connect.open_smtp(
+        settings, services, log=ctx.log, add_secret=ctx.add_secret, account=account
+    )
     try:
         refused = send(smtp, msg, sender.addr_spec, recipients, settings.describe())
     finally:
