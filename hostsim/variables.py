@@ -142,6 +142,8 @@ class Variables:
     def expand(self, text: str) -> str:
         """Replaces references to full depth; unknown ones stay as written."""
         for _ in range(MAX_DEPTH):
+            if "{" not in text:  # most parameter values: nothing to look up
+                break
             expanded = _REF_RE.sub(self._lookup, text)
             if expanded == text:
                 break
