@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from hostsim.host import Host
-from hostsim.task import TaskError
+from hostsim.runner import StepLog
+from hostsim.task import TaskError, load_task_text
 from robomail_plugin.hookspecs import hookimpl
 from robomail_plugin.schema import ActionFailed, ActionSpec, Param, ParamType
 
@@ -441,3 +443,50 @@ steps:
 """)
     assert r.log[1] == "[step 1] Set Variable (name=A, value=1)"
     assert [line for line in r.log if "hello" in line] == ["[step 2] hello 1"]
+
+
+class _Stream:
+    """An output stream that records what reached it at each flush (terminal or pipe)."""
+
+    def __init__(self, tty: bool) -> None:
+        self.tty = tty
+        self.buffer = ""
+        self.flushed: list[str] = []
+
+    def isatty(self) -> bool:
+        return self.tty
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        return len(text)
+
+    def flush(self) -> None:
+        self.flushed.append(self.buffer)
+
+
+LOOP_LOG = """
+name: log loop
+steps:
+  - action: For Each
+    params: {items: "[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]", save_to: N}
+    do:
+      - {action: Log Message, params: {message: "line {N}"}}
+"""
+
+
+@pytest.mark.parametrize("tty", [True, False])
+def test_the_step_log_reaches_a_terminal_line_by_line_and_a_pipe_in_bursts(tty):
+    host = Host.load()
+    stream = _Stream(tty)
+    task = load_task_text(LOOP_LOG, host.registry)
+    started = time.monotonic()
+    result = host.runner(stream).run(task)
+    took = time.monotonic() - started
+    assert result.ok
+    written = stream.buffer.splitlines()
+    assert written == result.log and "[step 2] line 10" in written
+    assert stream.flushed[-1] == stream.buffer  # everything is out when the task ends
+    if tty:  # a person watching sees each line as it is logged
+        assert len(stream.flushed) >= len(written)
+    else:  # into a pipe: at most one write per 0.2 s and one at the end, not one per line
+        assert len(stream.flushed) <= 1 + int(took / StepLog.FLUSH_EVERY) + 1 < len(written)
