@@ -7,23 +7,30 @@ in the cached-token login benchmark). The store is the real one; the test only c
 
 from __future__ import annotations
 
+import pytest
 from corpus.mailtest import delivered
 from imap_helpers import open_step, run_ok, step
 
 from robomail_plugin.credentials.store import SQLiteCredentialStore
 
 
-def test_oauth_imap_open_reads_the_record_once(
-    host, sandbox, mail_user, oauth_record, monkeypatch
-):
-    reads: list[str] = []
+@pytest.fixture
+def reads(monkeypatch) -> list[str]:
+    """The Record Names the real store is asked for, in order."""
+    names: list[str] = []
     real_get = SQLiteCredentialStore.get
 
     def counting_get(self, record_name):
-        reads.append(record_name)
+        names.append(record_name)
         return real_get(self, record_name)
 
     monkeypatch.setattr(SQLiteCredentialStore, "get", counting_get)
+    return names
+
+
+def test_oauth_imap_open_reads_the_record_once(
+    host, sandbox, mail_user, oauth_record, reads
+):
     steps = [
         open_step(sandbox, mail_user, auth="oauth", record=oauth_record, folder="INBOX"),
         step("IMAP Close"),
@@ -37,17 +44,9 @@ def test_oauth_imap_open_reads_the_record_once(
 
 
 def test_oauth_smtp_send_without_from_reads_the_record_once(
-    host, sandbox, mail_user, oauth_record, monkeypatch
+    host, sandbox, mail_user, oauth_record, reads
 ):
     """The record's Client Account is both the default sender and the login's user."""
-    reads: list[str] = []
-    real_get = SQLiteCredentialStore.get
-
-    def counting_get(self, record_name):
-        reads.append(record_name)
-        return real_get(self, record_name)
-
-    monkeypatch.setattr(SQLiteCredentialStore, "get", counting_get)
     send = step(
         "SMTP Send Email",
         server=sandbox.host,
