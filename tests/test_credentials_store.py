@@ -285,15 +285,35 @@ def test_a_rotation_failing_before_the_commit_keeps_the_old_key(robomail_home, m
     monkeypatch.setenv("ROBOMAIL_KEYRING", "0")
     store = SQLiteCredentialStore(robomail_home)
     store.add(rec("a"))
-    store.add(rec("b"))
-    _swap(robomail_home, "UPDATE oauth_records SET refresh_token = client_secret "
-          "WHERE record_name = 'b'")
     old_key = (robomail_home / "store.key").read_text()
-    with pytest.raises(StoreError, match="record 'b'"):
+
+    def disk_full(conn, box):
+        raise StoreError("disk full")
+
+    monkeypatch.setattr(store, "_write_keycheck", disk_full)
+    with pytest.raises(StoreError, match="disk full"):
         store.rotate_key()
     assert (robomail_home / "store.key").read_text() == old_key
     assert not (robomail_home / "store.key.new").exists()
     assert SQLiteCredentialStore(robomail_home).get("a").client_secret == CANARY
+
+
+def test_a_damaged_record_does_not_stop_a_rotation(robomail_home, monkeypatch):
+    monkeypatch.delenv("ROBOMAIL_KEY")
+    monkeypatch.setenv("ROBOMAIL_KEYRING", "0")
+    store = SQLiteCredentialStore(robomail_home)
+    store.add(rec("a"))
+    store.add(rec("b"))
+    _swap(robomail_home, "UPDATE oauth_records SET refresh_token = client_secret "
+          "WHERE record_name = 'b'")
+    old_key = (robomail_home / "store.key").read_text()
+    store.rotate_key()
+    assert (robomail_home / "store.key").read_text() != old_key
+    fresh = SQLiteCredentialStore(robomail_home)
+    assert fresh.get("a").client_secret == CANARY
+    checked = {c.record.record_name: c for c in fresh.read_checked()}
+    assert list(checked["b"].damage) == ["refresh_token"]
+    assert checked["b"].record.client_secret == CANARY
 
 
 def test_a_killed_writer_loses_no_committed_record(robomail_home):
@@ -351,9 +371,9 @@ def test_apply_is_all_or_nothing(robomail_home):
     store = SQLiteCredentialStore(robomail_home)
     store.add(rec("a"))
     with pytest.raises(RecordExists):
-        store.apply([rec("new"), rec("a")], [])
+        store.apply([rec("new"), rec("a")], {})
     with pytest.raises(RecordNotFound):
-        store.apply([rec("new")], [rec("missing")])
+        store.apply([rec("new")], {"missing": {"scope": "mail"}})
     assert [r.record_name for r in store.list()] == ["a"]
 
 

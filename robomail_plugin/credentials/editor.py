@@ -19,7 +19,13 @@ import attrs
 from robomail_plugin.credentials.choices import PASSPHRASE_ENV
 from robomail_plugin.credentials.presets import preset_for_endpoint, with_tenant
 from robomail_plugin.credentials.records import FIELD_LABELS, OAuthRecord
-from robomail_plugin.errors import InvalidParameter
+from robomail_plugin.credentials.store import (
+    CheckedRecord,
+    change_record,
+    read_checked,
+    save_refresh_token,
+)
+from robomail_plugin.errors import InvalidParameter, StoreError
 from robomail_plugin.schema import ActionFailed, CommandResult, HostContext
 
 if TYPE_CHECKING:
@@ -41,6 +47,16 @@ _PARAM_TO_FIELD = {
 
 def masked(record: OAuthRecord) -> dict[str, str]:
     return record.public_dict(MASK)
+
+
+def _shown(item: CheckedRecord) -> dict[str, Any]:
+    """A record for display; a damaged secret says so instead of ***."""
+    data: dict[str, Any] = masked(item.record)
+    for field in item.damage:
+        data[field] = "(damaged)"
+    if item.damage:
+        data["damage"] = dict(item.damage)
+    return data
 
 
 def _describe(record: OAuthRecord) -> str:
@@ -100,19 +116,24 @@ class OAuthEditor:
     # --- record commands -------------------------------------------------------------------
 
     def list(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        records = self.services.store.list()
-        if not records:
+        checked = read_checked(self.services.store)
+        if not checked:
             return CommandResult(message="No OAuth records yet (hostsim oauth add).", data=[])
-        lines = [
-            f"{r.record_name}  {r.client_account}  {r.token_endpoint}  "
-            f"refresh token: {'set' if r.refresh_token else 'missing'}"
-            for r in records
-        ]
-        return CommandResult(message="\n".join(lines), data=[masked(r) for r in records])
+        lines = []
+        for item in checked:
+            r = item.record
+            lines.append(
+                f"{r.record_name}  {r.client_account}  {r.token_endpoint}  "
+                f"refresh token: {'set' if r.refresh_token else 'missing'}"
+            )
+            lines.extend(f"  DAMAGED: {problem}" for problem in item.damage.values())
+        return CommandResult(message="\n".join(lines), data=[_shown(c) for c in checked])
 
     def show(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        record = self.services.store.get(params["name"])
-        return CommandResult(message=_describe(record), data=masked(record))
+        (item,) = read_checked(self.services.store, [params["name"]])
+        message = _describe(item.record)
+        message += "".join(f"\nDAMAGED: {problem}" for problem in item.damage.values())
+        return CommandResult(message=message, data=_shown(item))
 
     def add(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
         fields: dict[str, str] = {"record_name": params["name"]}
@@ -139,8 +160,7 @@ class OAuthEditor:
         return CommandResult(message=message, data=masked(record))
 
     def edit(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        store = self.services.store
-        record = store.get(params["name"])
+        name = params["name"]
         changes: dict[str, str] = {}
         if params.get("provider"):
             self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
@@ -150,12 +170,11 @@ class OAuthEditor:
                 changes[fname] = value
         if not changes:
             raise InvalidParameter("Nothing to change: give at least one field option.")
-        updated = attrs.evolve(record, **changes)
-        store.update(updated)
-        self.services.tokens.invalidate(record.record_name)
+        updated = change_record(self.services.store, name, changes)
+        self.services.tokens.invalidate(name)
         names = ", ".join(FIELD_LABELS[f] for f in changes)
         return CommandResult(
-            message=f"Updated OAuth record {record.record_name!r}: {names}.", data=masked(updated)
+            message=f"Updated OAuth record {name!r}: {names}.", data=masked(updated)
         )
 
     def delete(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
@@ -173,16 +192,14 @@ class OAuthEditor:
         )
 
     def load_predefined(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        store = self.services.store
-        record = store.get(params["name"])
+        name = params["name"]
         changes: dict[str, str] = {}
         title = self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
-        updated = attrs.evolve(record, **changes)
-        store.update(updated)
-        self.services.tokens.invalidate(record.record_name)
+        updated = change_record(self.services.store, name, changes)
+        self.services.tokens.invalidate(name)
         return CommandResult(
             message=(
-                f"Loaded {title}'s endpoints and scope into {record.record_name!r}. Run "
+                f"Loaded {title}'s endpoints and scope into {name!r}. Run "
                 f"get-refresh-token if the scope changed."
             ),
             data=masked(updated),
@@ -196,7 +213,10 @@ class OAuthEditor:
         from robomail_plugin.credentials.tokens import token_summary
 
         store = self.services.store
-        record = store.get(params["name"])
+        (item,) = read_checked(store, [params["name"]])
+        if "client_secret" in item.damage:
+            raise StoreError(item.damage["client_secret"])
+        record = item.record  # a damaged Refresh Token is what this command replaces
         endpoint = self.services.tokens.endpoint
         timeout = float(params.get("timeout") or browser.DEFAULT_TIMEOUT_S)
         preset = preset_for_endpoint(self.services.providers(), record.token_endpoint)
@@ -233,8 +253,7 @@ class OAuthEditor:
             how = "browser"
         ctx.add_secret(grant.refresh_token)
         ctx.add_secret(grant.access_token.value)
-        current = store.get(record.record_name)
-        store.update(attrs.evolve(current, refresh_token=grant.refresh_token))
+        save_refresh_token(store, record.record_name, grant.refresh_token)
         self.services.tokens.remember(grant.access_token)
         return CommandResult(
             message=(
@@ -267,18 +286,12 @@ class OAuthEditor:
     def export(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
         from robomail_plugin.credentials import transfer  # loaded on first use (cryptography)
 
-        store = self.services.store
-        names = list(params.get("names") or [])
-        if names:
-            missing = [n for n in names if n not in {r.record_name for r in store.list()}]
-            if missing:
-                store.get(missing[0])  # raises RecordNotFound with the usual advice
-            records = [store.get(n) for n in dict.fromkeys(names)]
-        else:
-            records = store.list()
         target = params.get("to")
         if not target:
             raise InvalidParameter("Give the file to write (--to FILE).")
+        checked = read_checked(self.services.store, list(params.get("names") or []) or None)
+        records = [c.record for c in checked if not c.damage]
+        damaged = [c for c in checked if c.damage]
         include = bool(params.get("include_secrets"))
         passphrase = self._passphrase(ctx, params, confirm=True, wanted=include)
         document = transfer.build_document(records, include_secrets=include, passphrase=passphrase)
@@ -289,10 +302,13 @@ class OAuthEditor:
             "none": "without secrets (run get-refresh-token after importing)",
             "encrypted": "with secrets encrypted by the passphrase",
         }[mode]
+        message = f"Exported {len(records)} OAuth record(s) to {path} {note}."
+        for item in damaged:
+            message += f"\nNot exported, damaged: {' '.join(item.damage.values())}"
         return CommandResult(
-            message=f"Exported {len(records)} OAuth record(s) to {path} {note}.",
+            message=message,
             data={"file": str(path), "records": [r.record_name for r in records],
-                  "secrets": mode},
+                  "secrets": mode, "damaged": [c.record.record_name for c in damaged]},
         )
 
     def import_(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
@@ -364,7 +380,8 @@ class OAuthEditor:
             ctx.add_secret(new_key)
         started = time.monotonic()
         key_id = rotate(new_key)
-        count = len(store.list())
+        checked = read_checked(store)
+        count = len(checked)
         where = getattr(source, "description", "the store's key source")
         message = (
             f"Re-encrypted {count} OAuth record(s) with a new key (key id {key_id}) in "
@@ -375,6 +392,8 @@ class OAuthEditor:
                 f"Re-encrypted {count} OAuth record(s) with the new key (key id {key_id}). Set "
                 "ROBOMAIL_KEY to the new key now: the old key no longer opens the store."
             )
+        for problem in (p for item in checked for p in item.damage.values()):
+            message += f"\nStill damaged (left as it was): {problem}"
         return CommandResult(message=message, data={"key_id": key_id, "records": count})
 
 

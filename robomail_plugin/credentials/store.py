@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -26,10 +27,12 @@ from robomail_plugin.credentials.records import (
     SECRET_FIELDS,
     OAuthRecord,
 )
-from robomail_plugin.errors import RecordExists, RecordNotFound, StoreError
+from robomail_plugin.errors import RecordExists, RecordInvalid, RecordNotFound, StoreError
 
 DB_FILE = "credentials.sqlite3"
 SCHEMA_VERSION = "1"
+#: SQLite's application_id of a robomail store ("RbMl"), so tools like `file` can tell it apart.
+APPLICATION_ID = 0x52624D6C
 BUSY_TIMEOUT_S = 30.0
 _KEYCHECK_PLAINTEXT = "robomail key check"
 _KEYCHECK_AAD = ("\x00meta", "key_check")
@@ -53,8 +56,11 @@ _UPDATE = (
 class CredentialStore(Protocol):
     """What robomail needs from a store; a host may supply its own (robomail_credential_store).
 
-    Optional extras the embedded store has and robomail uses when present: ``apply`` (several
-    changes in one transaction) and ``set_refresh_token`` (replace one field atomically).
+    Optional extras the embedded store has and robomail uses when present (``change_record``,
+    ``read_checked`` and ``import_records`` fall back to the methods above without them):
+    ``change`` (replace some fields, atomically), ``set_refresh_token`` (replace one field,
+    atomically), ``apply`` (several adds and changes in one transaction) and ``read_checked``
+    (records with a damaged secret reported instead of raised).
     """
 
     def get(self, name: str) -> OAuthRecord: ...
@@ -70,6 +76,59 @@ class CredentialStore(Protocol):
     def rename(self, old: str, new: str) -> None: ...
 
     def rotate_key(self, new_key: bytes | None = None) -> str: ...
+
+
+@attrs.frozen
+class CheckedRecord:
+    """A record as read by ``read_checked``: damaged secrets are blanked and named in ``damage``.
+
+    ``damage`` maps a field name to what is wrong with it and what to do (never the value), so
+    one damaged record does not stop a listing, an export or a repair of the others.
+    """
+
+    record: OAuthRecord
+    damage: dict[str, str] = attrs.field(factory=dict)
+
+
+def change_record(store: CredentialStore, name: str, changes: Mapping[str, str]) -> OAuthRecord:
+    """Replaces only the given fields of a record, atomically where the store can."""
+    change = getattr(store, "change", None)
+    if change is not None:
+        return change(name, changes)
+    updated = attrs.evolve(store.get(name), **changes)
+    store.update(updated)
+    return updated
+
+
+def save_refresh_token(store: CredentialStore, name: str, refresh_token: str) -> None:
+    """Writes only the Refresh Token: the one writer of that field besides a user's import."""
+    setter = getattr(store, "set_refresh_token", None)
+    if setter is not None:
+        setter(name, refresh_token)
+    else:
+        change_record(store, name, {"refresh_token": refresh_token})
+
+
+def read_checked(store: CredentialStore, names: Sequence[str] | None = None) -> list[CheckedRecord]:
+    """Records for display and export; a store without ``read_checked`` raises on damage."""
+    reader = getattr(store, "read_checked", None)
+    if reader is not None:
+        return reader(names)
+    records = store.list() if names is None else [store.get(n) for n in names]
+    return [CheckedRecord(r) for r in records]
+
+
+def record_names(store: CredentialStore) -> list[str]:
+    """The Record Names, without decrypting anything where the store can."""
+    names = getattr(store, "names", None)
+    return list(names()) if names is not None else [r.record_name for r in store.list()]
+
+
+def damage_advice(name: str, field: str) -> str:
+    """What to run to replace a damaged secret."""
+    if field == "refresh_token":
+        return f"run hostsim oauth get-refresh-token {shlex.quote(name)}"
+    return f"set it again: hostsim oauth edit {shlex.quote(name)} --client-secret ..."
 
 
 def not_found(name: str) -> RecordNotFound:
@@ -155,35 +214,44 @@ class SQLiteCredentialStore:
                 conn.execute("COMMIT")
 
     def _ready(self) -> None:
-        """Creates the folder, file and schema once, and loads (or makes) the key."""
+        """Checks or creates the folder, file and schema once, and loads (or makes) the key."""
         with self._lock:
             if self._box is not None:
                 return
+            self._check_home()
             with home_lock(self.home):
                 self._init_locked()
 
+    def _check_home(self) -> None:
+        if self.home.exists() and not self.home.is_dir():
+            raise StoreError(
+                f"The credential store's folder {self.home} is a file, not a folder. Set "
+                "ROBOMAIL_HOME to a folder (or unset it); nothing was changed."
+            )
+        try:
+            self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(
+                f"The credential store's folder {self.home} cannot be created "
+                f"({exc.strerror}). Set ROBOMAIL_HOME to a folder you can write."
+            ) from None
+
     def _init_locked(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.path.exists():
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            self._create()
+        elif self.path.is_file() and self.path.stat().st_size == 0:
+            raise StoreError(
+                f"The credential store {self.path} is empty (0 bytes): it was truncated, so its "
+                "records are gone from this file. Restore it from a backup, or move it away and "
+                "re-import your records from an export; nothing was changed."
+            )
         with self._connect() as conn:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"The credential store {self.path} cannot use WAL mode ({mode}).")
+            self._check_ours(conn)
             conn.execute("BEGIN IMMEDIATE")
             try:
-                conn.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v BLOB)")
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS oauth_records ("
-                    "record_name TEXT PRIMARY KEY, "
-                    + ", ".join(f"{c} TEXT NOT NULL" for c in _PLAIN_FIELDS)
-                    + ", "
-                    + ", ".join(f"{c} BLOB NOT NULL" for c in SECRET_FIELDS)
-                    + ", updated_at REAL NOT NULL)"
-                )
                 meta = dict(conn.execute("SELECT k, v FROM meta").fetchall())
                 version = meta.get("schema_version")
-                if version is not None and str(version) != SCHEMA_VERSION:
+                if str(version) != SCHEMA_VERSION:
                     raise StoreError(
                         f"The credential store {self.path} has schema version {version}; this "
                         f"robomail reads version {SCHEMA_VERSION}. Upgrade robomail."
@@ -198,6 +266,57 @@ class SQLiteCredentialStore:
             with contextlib.suppress(FileNotFoundError):
                 os.chmod(f"{self.path}{suffix}", 0o600)
         self._box = box
+
+    def _create(self) -> None:
+        """Builds the schema in a private file and renames it into place: never a half store."""
+        building = self.path.with_name(f"{DB_FILE}.new-{os.getpid()}")
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{building}{suffix}")
+        os.close(os.open(building, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        try:
+            conn = sqlite3.connect(building, isolation_level=None)
+            try:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(
+                        f"The credential store {self.path} cannot use WAL mode ({mode})."
+                    )
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("CREATE TABLE meta (k TEXT PRIMARY KEY, v BLOB)")
+                conn.execute(
+                    "CREATE TABLE oauth_records ("
+                    "record_name TEXT PRIMARY KEY, "
+                    + ", ".join(f"{c} TEXT NOT NULL" for c in _PLAIN_FIELDS)
+                    + ", "
+                    + ", ".join(f"{c} BLOB NOT NULL" for c in SECRET_FIELDS)
+                    + ", updated_at REAL NOT NULL)"
+                )
+                conn.execute(
+                    "INSERT INTO meta (k, v) VALUES ('schema_version', ?)", (SCHEMA_VERSION,)
+                )
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+            os.replace(building, self.path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(building)
+            raise
+
+    def _check_ours(self, conn: sqlite3.Connection) -> None:
+        """Refuses an SQLite file robomail did not make, before writing anything into it."""
+        tables = {
+            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        }
+        if {"meta", "oauth_records"} <= tables:
+            return
+        held = ", ".join(sorted(tables)) or "no tables"
+        raise StoreError(
+            f"{self.path} is not a robomail credential store (it holds {held}). Nothing was "
+            "changed: move that file away, or set ROBOMAIL_HOME to another folder."
+        )
 
     def _resolve_key(self, conn: sqlite3.Connection, meta: dict) -> SecretBox:
         source = self.key_source
@@ -262,21 +381,44 @@ class SQLiteCredentialStore:
         plain = tuple(getattr(record, f) for f in _PLAIN_FIELDS)
         return (record.record_name, *plain, *secrets, time.time())
 
-    def _decode(self, row: sqlite3.Row | tuple, box: SecretBox | None = None) -> OAuthRecord:
-        box = box or self._box
-        assert box is not None
+    def _decode(self, row: tuple, *, replacing: Collection[str] = ()) -> OAuthRecord:
+        """The record of a row; damage in a field the caller is ``replacing`` does not count."""
+        checked = self._decode_checked(row)
+        for field, problem in checked.damage.items():
+            if field not in replacing:
+                raise StoreError(problem)
+        return checked.record
+
+    def _decode_checked(self, row: tuple) -> CheckedRecord:
+        assert self._box is not None
         values = dict(zip(_COLUMNS, row, strict=True))
         name = values["record_name"]
+        damage: dict[str, str] = {}
         for field in SECRET_FIELDS:
             try:
-                values[field] = box.decrypt(values[field], name, field)
+                values[field] = self._box.decrypt(values[field], name, field)
             except DecryptError:
-                raise StoreError(
+                values[field] = ""
+                damage[field] = (
                     f"The stored {FIELD_LABELS[field]} of record {name!r} fails its integrity "
-                    "check: it was altered, or copied from another record or field. Set it again "
-                    "(hostsim oauth edit, or Get Refresh Token)."
-                ) from None
-        return OAuthRecord(**values)
+                    "check: it was altered, or copied from another record or field. "
+                    f"To repair it, {damage_advice(name, field)}."
+                )
+            else:
+                if any(ch in values[field] for ch in "\r\n\0"):
+                    values[field] = ""
+                    damage[field] = (
+                        f"The stored {FIELD_LABELS[field]} of record {name!r} is not a single "
+                        f"line, so no provider accepts it. To repair it, "
+                        f"{damage_advice(name, field)}."
+                    )
+        try:
+            record = OAuthRecord(**values)
+        except RecordInvalid as exc:
+            raise StoreError(
+                f"The stored record {name!r} is not valid ({exc}); delete it and add it again."
+            ) from None
+        return CheckedRecord(record, damage)
 
     def _insert(self, conn: sqlite3.Connection, record: OAuthRecord) -> None:
         assert self._box is not None
@@ -297,12 +439,27 @@ class SQLiteCredentialStore:
 
     # --- the interface ----------------------------------------------------------------------
 
-    def get(self, name: str) -> OAuthRecord:
+    def get(self, name: str, *, replacing: Collection[str] = ()) -> OAuthRecord:
+        """The record; a damaged secret is an error unless the caller is ``replacing`` it."""
         with self._transaction(write=False) as conn:
             row = self._select(conn, name)
             if row is None:
                 raise not_found(name)
-            return self._decode(row)
+            return self._decode(row, replacing=replacing)
+
+    def read_checked(self, names: Sequence[str] | None = None) -> list[CheckedRecord]:
+        """Every record (or the named ones, in that order) with damaged secrets reported."""
+        with self._transaction(write=False) as conn:
+            if names is None:
+                rows = conn.execute(_SELECT_ALL + " ORDER BY record_name").fetchall()
+            else:
+                rows = []
+                for name in dict.fromkeys(names):
+                    row = self._select(conn, name)
+                    if row is None:
+                        raise not_found(name)
+                    rows.append(row)
+            return [self._decode_checked(r) for r in rows]
 
     def names(self) -> list[str]:
         with self._transaction(write=False) as conn:
@@ -323,16 +480,48 @@ class SQLiteCredentialStore:
             self._replace(conn, record)
 
     def set_refresh_token(self, name: str, refresh_token: str) -> None:
-        """Replaces only the Refresh Token (a rotated one), atomically."""
-        with self._transaction(write=True) as conn:
-            assert self._box is not None
-            blob = self._box.encrypt(refresh_token, name, "refresh_token")
-            cur = conn.execute(
-                "UPDATE oauth_records SET refresh_token = ?, updated_at = ? WHERE record_name = ?",
-                (blob, time.time(), name),
+        """Replaces only the Refresh Token (a rotated one, or Get Refresh Token's), atomically."""
+        if not isinstance(refresh_token, str) or any(ch in refresh_token for ch in "\r\n\0"):
+            raise RecordInvalid(
+                f"record {name!r}: the new Refresh Token is not a single line of text; it was not "
+                "stored (the previous one was kept)."
             )
-            if cur.rowcount == 0:
-                raise not_found(name)
+        with self._transaction(write=True) as conn:
+            self._write_fields(conn, name, {"refresh_token": refresh_token})
+
+    def change(self, name: str, changes: Mapping[str, str]) -> OAuthRecord:
+        """Replaces only the given fields, in one transaction: a rotation or another edit that
+        lands meanwhile is kept. A damaged secret can be replaced this way."""
+        with self._transaction(write=True) as conn:
+            return self._change(conn, name, changes)
+
+    def _change(
+        self, conn: sqlite3.Connection, name: str, changes: Mapping[str, str]
+    ) -> OAuthRecord:
+        unknown = set(changes) - set(_COLUMNS[1:])
+        if unknown:
+            raise RecordInvalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+        row = self._select(conn, name)
+        if row is None:
+            raise not_found(name)
+        checked = self._decode_checked(row)
+        updated = attrs.evolve(checked.record, **changes)  # validates the result
+        self._write_fields(conn, name, {f: getattr(updated, f) for f in changes})
+        return updated
+
+    def _write_fields(self, conn: sqlite3.Connection, name: str, fields: Mapping[str, str]) -> None:
+        assert self._box is not None
+        values = [
+            self._box.encrypt(v, name, f) if f in SECRET_FIELDS else v for f, v in fields.items()
+        ]
+        # column names come from _COLUMNS (checked by the callers), never from user input
+        assignments = ", ".join(f"{f} = ?" for f in (*fields, "updated_at"))
+        cur = conn.execute(
+            f"UPDATE oauth_records SET {assignments} WHERE record_name = ?",  # noqa: S608
+            (*values, time.time(), name),
+        )
+        if cur.rowcount == 0:
+            raise not_found(name)
 
     def delete(self, name: str) -> None:
         with self._transaction(write=True) as conn:
@@ -353,11 +542,13 @@ class SQLiteCredentialStore:
             conn.execute("DELETE FROM oauth_records WHERE record_name = ?", (old,))
             self._insert(conn, record)
 
-    def apply(self, adds: Sequence[OAuthRecord], replaces: Sequence[OAuthRecord]) -> None:
-        """Adds and replaces records in one transaction: all of it happens, or none."""
+    def apply(
+        self, adds: Sequence[OAuthRecord], changes: Mapping[str, Mapping[str, str]]
+    ) -> None:
+        """Adds records and changes fields of others in one transaction: all of it, or none."""
         with self._transaction(write=True) as conn:
-            for record in replaces:
-                self._replace(conn, record)
+            for name, fields in changes.items():
+                self._change(conn, name, fields)
             for record in adds:
                 self._insert(conn, record)
 
@@ -385,15 +576,7 @@ class SQLiteCredentialStore:
             source.stage(new_key)
             try:
                 with self._transaction(write=True) as conn:
-                    rows = conn.execute(_SELECT_ALL).fetchall()
-                    records = [self._decode(r) for r in rows]
-                    for record in records:
-                        values = self._row_values(record, new_box)
-                        conn.execute(
-                            "UPDATE oauth_records SET client_secret = ?, refresh_token = ? "
-                            "WHERE record_name = ?",
-                            (values[-3], values[-2], record.record_name),
-                        )
+                    self._reencrypt_all(conn, new_box)
                     self._write_keycheck(conn, new_box)
             except BaseException:
                 source.discard_pending()
@@ -402,6 +585,26 @@ class SQLiteCredentialStore:
             with self._lock:
                 self._box = new_box
         return new_box.key_id
+
+    def _reencrypt_all(self, conn: sqlite3.Connection, new_box: SecretBox) -> None:
+        """Seals every secret with the new key; a damaged one is left as it is (still damaged,
+        still reported), so one bad record does not stop the rotation of the others."""
+        assert self._box is not None
+        rows = conn.execute("SELECT record_name, client_secret, refresh_token FROM oauth_records")
+        for name, *blobs in rows.fetchall():
+            sealed = []
+            for field, blob in zip(SECRET_FIELDS, blobs, strict=True):
+                try:
+                    plain = self._box.decrypt(blob, name, field)
+                except DecryptError:
+                    sealed.append(blob)
+                else:
+                    sealed.append(new_box.encrypt(plain, name, field))
+            conn.execute(
+                "UPDATE oauth_records SET client_secret = ?, refresh_token = ? "
+                "WHERE record_name = ?",
+                (*sealed, name),
+            )
 
     @property
     def key_id(self) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import stat
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from robomail_plugin.credentials.records import (
     OAuthRecord,
     record_from_mapping,
 )
+from robomail_plugin.credentials.store import change_record, record_names
 from robomail_plugin.errors import (
     FileError,
     ImportFileInvalid,
@@ -42,6 +44,11 @@ MAX_FILE_BYTES = 10 * 1024 * 1024
 SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
+SCRYPT_MIN_N = 2**14
+# An export nests 3 levels (document, records, record); anything far deeper is not one, and
+# deep enough nesting exhausts the JSON decoder's recursion.
+MAX_DEPTH = 32
+_NOT_EXPORTED = "give a file written by robomail's export. Nothing was imported."
 
 
 @attrs.frozen(kw_only=True)
@@ -138,20 +145,91 @@ def write_export(path: Path, document: dict[str, Any]) -> None:
         raise FileError(f"Cannot write the export file {path}: {exc.strerror or exc}.") from None
 
 
+def _file_kind(mode: int) -> str:
+    for test, kind in (
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return "a special file"
+
+
+def _check_file(path: Path, info: os.stat_result) -> None:
+    """Refuses what is not a regular export-sized file before a byte of it is read."""
+    if stat.S_ISDIR(info.st_mode):
+        raise FileError(f"{path} is a folder: give the export file. Nothing was imported.")
+    if not stat.S_ISREG(info.st_mode):
+        raise FileError(
+            f"{path} is not a regular file (it is {_file_kind(info.st_mode)}): {_NOT_EXPORTED}"
+        )
+    if info.st_size > MAX_FILE_BYTES:
+        _too_large(path)
+
+
+def _too_large(path: Path) -> None:
+    raise ImportFileInvalid(
+        f"{path} is larger than {MAX_FILE_BYTES // 2**20} MiB, far more than an export of "
+        f"OAuth records: {_NOT_EXPORTED}"
+    )
+
+
 def read_document(path: Path) -> dict[str, Any]:
+    """Reads and checks an export file.
+
+    Only a regular file is opened (a device or FIFO could block or never end), and never more
+    than MAX_FILE_BYTES of it is read, even if it grows meanwhile.
+    """
     path = Path(path)
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            raise ImportFileInvalid(f"{path} is larger than {MAX_FILE_BYTES} bytes: not an export.")
-        raw = path.read_bytes()
+        _check_file(path, os.stat(path))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+        with open(os.open(path, flags), "rb") as fh:
+            _check_file(path, os.fstat(fh.fileno()))  # replaced since the stat?
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise FileError(f"Cannot read {path}: {exc.strerror or exc}.") from None
+    if len(raw) > MAX_FILE_BYTES:
+        _too_large(path)
     return parse_document_text(raw, str(path))
+
+
+def _within_depth(value: Any) -> bool:
+    """Whether no list or object nests deeper than MAX_DEPTH (checked without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if not isinstance(item, (dict, list)):
+            continue
+        if depth > MAX_DEPTH:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
+
+
+def _loads(raw: bytes | str, source: str, what: str) -> Any:
+    """json.loads that reports too deep nesting as an invalid file, not a RecursionError."""
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        value = None
+        deep = True
+    else:
+        deep = not _within_depth(value)
+    if deep:
+        raise ImportFileInvalid(
+            f"{source} is not a robomail OAuth export: its {what} is nested more than "
+            f"{MAX_DEPTH} levels deep; {_NOT_EXPORTED}"
+        )
+    return value
 
 
 def parse_document_text(raw: bytes | str, source: str = "the file") -> dict[str, Any]:
     try:
-        document = json.loads(raw)
+        document = _loads(raw, source, "JSON")
     except (ValueError, UnicodeDecodeError) as exc:
         raise ImportFileInvalid(
             f"{source} is not a robomail OAuth export: not valid JSON ({exc.__class__.__name__})."
@@ -170,47 +248,70 @@ def parse_document_text(raw: bytes | str, source: str = "the file") -> dict[str,
         raise ImportFileInvalid(f"{source}: \"secrets\" must be none or encrypted.")
     if not isinstance(document.get("records"), list):
         raise ImportFileInvalid(f"{source}: \"records\" must be a list.")
+    if document["secrets"] == "encrypted":
+        _encryption(document, source)  # refused before anyone is asked for the passphrase
     return document
 
 
-def needs_passphrase(document: dict[str, Any]) -> bool:
-    return document.get("secrets") == "encrypted"
+def _encryption(document: dict[str, Any], source: str) -> tuple[dict[str, Any], int, int, int]:
+    """The encryption section and its scrypt n, r, p.
 
-
-def _open_secrets(document: dict[str, Any], passphrase: str | None) -> dict[str, Any]:
+    The KDF costs are capped at what export writes: a file's parameters are chosen by whoever
+    wrote it, and the largest scrypt allows would take gigabytes and minutes to derive.
+    """
     enc = document.get("encryption")
     known = isinstance(enc, dict) and (enc.get("kdf"), enc.get("cipher")) == (
         "scrypt",
         "AES-256-GCM",
     )
     if not known or not isinstance(enc, dict):
-        raise ImportFileInvalid("The export file's \"encryption\" section is missing or unknown.")
+        raise ImportFileInvalid(
+            f"{source}: the \"encryption\" section is missing or unknown; {_NOT_EXPORTED}"
+        )
+    n, r, p = (v if type(v) is int else 0 for v in (enc.get(k) for k in ("n", "r", "p")))
+    if not (
+        SCRYPT_MIN_N <= n <= SCRYPT_N
+        and n & (n - 1) == 0
+        and 1 <= r <= SCRYPT_R
+        and 1 <= p <= SCRYPT_P
+    ):
+        raise ImportFileInvalid(
+            f"{source}: its scrypt parameters are malformed or costlier than robomail's export "
+            f"writes (at most n={SCRYPT_N}, r={SCRYPT_R}, p={SCRYPT_P}), so no key is derived "
+            f"from them; {_NOT_EXPORTED}"
+        )
+    return enc, n, r, p
+
+
+def _open_secrets(document: dict[str, Any], passphrase: str | None) -> dict[str, Any]:
+    enc, n, r, p = _encryption(document, "The export file")
     if not passphrase:
         raise ImportFileInvalid(
             "This export's secrets are encrypted: give the passphrase (--passphrase, the "
             "ROBOMAIL_EXPORT_PASSPHRASE variable, or answer the prompt)."
         )
-    try:
-        n, r, p = int(enc["n"]), int(enc["r"]), int(enc["p"])
-    except (KeyError, TypeError, ValueError):
-        raise ImportFileInvalid("The export file's scrypt parameters are malformed.") from None
-    if not (2**14 <= n <= 2**20 and n & (n - 1) == 0 and 1 <= r <= 32 and 1 <= p <= 16):
-        raise ImportFileInvalid("The export file's scrypt parameters are out of range.")
     salt = _unb64(enc.get("salt"), "salt")
     nonce = _unb64(enc.get("nonce"), "nonce")
     sealed = _unb64(enc.get("ciphertext"), "ciphertext")
     try:
         key = _derive(passphrase, salt, n, r, p)
         plain = AESGCM(key).decrypt(nonce, sealed, _aad(document))
-        secrets = json.loads(plain)
     except (InvalidTag, ValueError):
         raise ImportFileInvalid(
             "Wrong passphrase, or the export file was altered: its secrets cannot be opened. "
             "Nothing was imported."
         ) from None
+    try:
+        secrets = _loads(plain, "The export file", "sealed secrets part")
+    except (ValueError, UnicodeDecodeError):
+        secrets = None
     if not isinstance(secrets, dict):
         raise ImportFileInvalid("The export file's sealed secrets are malformed.")
     return secrets
+
+
+def needs_passphrase(document: dict[str, Any]) -> bool:
+    return document.get("secrets") == "encrypted"
 
 
 def parse_export(document: dict[str, Any], passphrase: str | None = None) -> ParsedExport:
@@ -260,15 +361,16 @@ def _free_name(name: str, taken: set[str]) -> str:
 def import_records(store: Any, parsed: ParsedExport, on_conflict: str = "error") -> ImportReport:
     """Adds the file's records; a clash is an error, or overwrites, or gets a new name.
 
-    Overwriting from a file without secrets keeps the stored Client Secret and Refresh Token.
-    All changes go to the store in one transaction when it supports ``apply``.
+    Overwriting changes only the fields the file holds: a file without secrets keeps the stored
+    Client Secret and Refresh Token. All changes go to the store in one transaction when it
+    supports ``apply``.
     """
     if on_conflict not in ON_CONFLICT:
         raise ImportFileInvalid(f"on_conflict must be one of {', '.join(ON_CONFLICT)}.")
-    existing = {r.record_name: r for r in store.list()}
-    taken = set(existing)
+    taken = set(record_names(store))
+    existing = set(taken)
     adds: list[OAuthRecord] = []
-    replaces: list[OAuthRecord] = []
+    changes: dict[str, dict[str, str]] = {}
     renamed: list[tuple[str, str]] = []
     clashes = [r.record_name for r in parsed.records if r.record_name in existing]
     if clashes and on_conflict == "error":
@@ -276,18 +378,17 @@ def import_records(store: Any, parsed: ParsedExport, on_conflict: str = "error")
             f"Import stopped, nothing was changed: records already exist: "
             f"{', '.join(repr(n) for n in clashes)}. Choose --on-conflict overwrite or rename."
         )
+    kept = () if parsed.has_secrets else SECRET_FIELDS
     for record in parsed.records:
         name = record.record_name
         if name not in existing:
             adds.append(record)
             taken.add(name)
         elif on_conflict == "overwrite":
-            if not parsed.has_secrets:
-                old = existing[name]
-                record = attrs.evolve(
-                    record, client_secret=old.client_secret, refresh_token=old.refresh_token
-                )
-            replaces.append(record)
+            fields = attrs.asdict(record)
+            changes[name] = {
+                f: v for f, v in fields.items() if f != "record_name" and f not in kept
+            }
         else:
             new_name = _free_name(name, taken | {r.record_name for r in parsed.records})
             taken.add(new_name)
@@ -295,14 +396,14 @@ def import_records(store: Any, parsed: ParsedExport, on_conflict: str = "error")
             renamed.append((name, new_name))
     apply = getattr(store, "apply", None)
     if apply is not None:
-        apply(adds, replaces)
+        apply(adds, changes)
     else:  # a host's store without transactions: best effort, in a safe order
         for record in adds:
             store.add(record)
-        for record in replaces:
-            store.update(record)
+        for name, fields in changes.items():
+            change_record(store, name, fields)
     return ImportReport(
         added=tuple(r.record_name for r in adds),
-        overwritten=tuple(r.record_name for r in replaces),
+        overwritten=tuple(changes),
         renamed=tuple(renamed),
     )
