@@ -335,3 +335,36 @@ def test_the_editor_spec_declares_fields_and_commands():
         names = [p.name for p in command.params if p.positional]
         if "name" in [p.name for p in command.params]:
             assert names[0] == "name"
+
+
+class AnsweringCtx(Ctx):
+    """A person at the terminal who answers each prompt from a script, in order."""
+
+    interactive = True
+
+    def __init__(self, answers):
+        self.answers = dict(answers)
+        self.asked = []
+
+    def prompt(self, text, *, secret=False):
+        self.asked.append(text)
+        return self.answers[text]
+
+
+def test_add_at_a_terminal_asks_for_every_missing_required_field():
+    host = Host.load()
+    ctx = AnsweringCtx({
+        "Client Account": "me@gmail.com", "Client ID": "cid.apps.example",
+        "Client Secret (leave empty for a public client)": "",
+    })
+    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"name": "g", "provider": "google"})
+    assert ctx.asked == ["Client Account", "Client ID",
+                         "Client Secret (leave empty for a public client)"]
+    stored = plugin.services.store.get("g")
+    assert (stored.client_account, stored.client_id) == ("me@gmail.com", "cid.apps.example")
+    ctx = AnsweringCtx({"Client ID": "x", "Authorization Endpoint": "https://a.example/auth",
+                        "Access Token Endpoint": "https://a.example/token", "Scope": "mail",
+                        "Client Secret (leave empty for a public client)": "s3"})
+    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"name": "h", "account": "h@x"})
+    assert ctx.asked[:4] == ["Client ID", "Authorization Endpoint", "Access Token Endpoint",
+                             "Scope"]

@@ -45,6 +45,12 @@ _PARAM_TO_FIELD = {
 }
 
 
+#: what ``add`` asks for at a terminal when it was not given, in the form's order
+_REQUIRED_FIELDS = (
+    "client_account", "client_id", "authorization_endpoint", "token_endpoint", "scope",
+)
+
+
 def masked(record: OAuthRecord) -> dict[str, str]:
     return record.public_dict(MASK)
 
@@ -144,6 +150,11 @@ class OAuthEditor:
             value = _str(params, pname)
             if value is not None:
                 fields[fname] = value
+        for field in _REQUIRED_FIELDS:  # at a terminal, ask for what is missing, in form order
+            if not fields.get(field):
+                answer = _ask(ctx, FIELD_LABELS[field], secret=False)
+                if answer:
+                    fields[field] = answer.strip()
         asked = False
         if params.get("client_secret") is None:
             answer = _ask(ctx, "Client Secret (leave empty for a public client)", secret=True)
