@@ -29,3 +29,11 @@ def host(robomail_home):
     from hostsim.host import Host
 
     return Host.load()
+
+
+def pytest_collection_modifyitems(items):
+    """Every test that uses the private Dovecot carries the ``sandbox`` marker, so
+    ``-m "not sandbox"`` runs exactly the tests that need no mail server."""
+    for item in items:
+        if "sandbox" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.sandbox)
