@@ -116,11 +116,15 @@ def describe(action: str) -> None:
 
 
 def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
+    """NAME=VALUE pairs; an error names the --var by its position, as its text may be a password."""
     out = {}
-    for pair in pairs:
+    for position, pair in enumerate(pairs, start=1):
         name, sep, value = pair.partition("=")
         if not sep or not name:
-            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--var")
+            raise click.UsageError(
+                f"--var number {position} is not NAME=VALUE (its text is not shown: it may be "
+                "a secret)"
+            )
         out[name] = value
     return out
 

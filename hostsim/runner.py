@@ -19,12 +19,14 @@ import attrs
 
 from hostsim.task import Step, Task, TaskError, coerce, load_task_file
 from hostsim.terminal import ask_person
-from hostsim.variables import Masker, Variables, to_text
+from hostsim.variables import MASK, Masker, Variables, to_text
 from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
 
 SECRET_NAME_RE = re.compile(r"pass|secret|token|api_?key", re.IGNORECASE)
 LEVELS = ("debug", "info", "warning", "error")
 LOG_MESSAGE_ID = "hostsim.log_message"
+SET_VARIABLE_ID = "hostsim.set_variable"
+MAX_HANDLER_CHAIN = 10  # on_error handlers of handlers: a task file, then up to 9 more
 
 
 @attrs.frozen
@@ -89,6 +91,14 @@ def _is_terminal(out: TextIO) -> bool:
         return out.isatty()
     except (AttributeError, ValueError):  # a closed or minimal stream
         return False
+
+
+def _shown_path(path: Path, first: Path) -> str:
+    """A task file as the log names it: relative to the first task's folder when inside it."""
+    try:
+        return str(path.relative_to(first.parent))
+    except ValueError:
+        return str(path)
 
 
 class RunContext:
@@ -237,8 +247,35 @@ class Runner:
 
     def run(self, task: Task, variables: dict[str, Any] | None = None) -> RunResult:
         step_log = StepLog(self.out)
-        store = Variables(self.global_vars)
         masker = Masker()
+        store, error, handled_by = self._run(
+            task, variables, masker=masker, emit=step_log.emit, flush=step_log.flush, chain=()
+        )
+        step_log.flush()
+        shown = {
+            name: MASK if SECRET_NAME_RE.search(name) else masker.mask_value(value)
+            for name, value in store.merged().items()
+        }
+        return RunResult(
+            ok=error is None,
+            variables=shown,
+            log=step_log.lines,
+            error=error,
+            handled_by=handled_by,
+        )
+
+    def _run(
+        self,
+        task: Task,
+        variables: dict[str, Any] | None,
+        *,
+        masker: Masker,
+        emit: Callable[[str], None],
+        flush: Callable[[], None],
+        chain: tuple[Path, ...],
+    ) -> tuple[Variables, ErrorInfo | None, str | None]:
+        """Runs one task; ``chain`` is the task files whose failure led here (handler cycles)."""
+        store = Variables(self.global_vars)
         for name, value in {**task.variables, **(variables or {})}.items():
             store.set(name, value)
             if SECRET_NAME_RE.search(name):
@@ -249,9 +286,9 @@ class Runner:
             variables=store,
             masker=masker,
             state_dir=self.state_dir,
-            emit=step_log.emit,
+            emit=emit,
             interactive=self.interactive,
-            flush=step_log.flush,
+            flush=flush,
         )
         ctx.log(f"task {task.name!r} started")
         error: ErrorInfo | None = None
@@ -261,34 +298,40 @@ class Runner:
         except _StopTask as stop:
             error = stop.error
             if task.on_error not in ("stop", "continue"):
-                handled_by = self._run_handler(ctx, task, error)
+                handled_by = self._run_handler(ctx, task, chain)
         finally:
             ctx.current_step = None
             ctx.close_all()
             self.global_vars.update(store.globals)
         ctx.log(f"task {task.name!r} {'failed' if error else 'finished'}")
-        step_log.flush()
-        return RunResult(
-            ok=error is None,
-            variables=masker.mask_value(store.merged()),
-            log=step_log.lines,
-            error=error,
-            handled_by=handled_by,
-        )
+        return store, error, handled_by
 
-    def _run_handler(self, ctx: RunContext, task: Task, error: ErrorInfo) -> str:
+    def _run_handler(self, ctx: RunContext, task: Task, chain: tuple[Path, ...]) -> str:
+        """Runs the on_error task with this run's variables and masker; its lines join this log."""
         handler = Path(task.on_error)
         if not handler.is_absolute() and task.source is not None:
             handler = task.source.parent / handler
+        handler = handler.resolve()
+        chain = (*chain, task.source.resolve()) if task.source is not None else chain
+        if handler in chain or len(chain) >= MAX_HANDLER_CHAIN:
+            files = " -> ".join(_shown_path(path, chain[0]) for path in (*chain, handler))
+            problem = "handlers form a cycle" if handler in chain else "handlers nest too deeply"
+            ctx.log(f"the error handler cannot run: on_error {problem}: {files}", "error")
+            return str(handler)
         ctx.log(f"running the error handler task {handler}")
         try:
             handler_task = load_task_file(handler, self.registry)
         except TaskError as exc:
             ctx.log(f"the error handler cannot run: {exc}", "error")
             return str(handler)
-        result = self.run(handler_task, variables=ctx.variables.merged())
-        for line in result.log:
-            ctx.log(f"handler: {line}")
+        self._run(
+            handler_task,
+            ctx.variables.merged(),
+            masker=ctx.masker,
+            emit=lambda line: ctx.log(f"handler: {line}"),
+            flush=ctx._flush,
+            chain=chain,
+        )
         return str(handler)
 
     def _run_steps(self, ctx: RunContext, steps: tuple[Step, ...], on_error: str) -> None:
@@ -327,14 +370,14 @@ class Runner:
         for p in spec.params:
             if p.name in step.params and step.params[p.name] is not None:
                 raw = step.params[p.name]
-                value = (
-                    ctx.variables.expand_deep(raw)
-                    if p.type in (ParamType.JSON, ParamType.LIST)
-                    else ctx.variables.expand(to_text(raw))
-                    if isinstance(raw, str)
-                    else raw
-                )
                 try:
+                    value = (
+                        ctx.variables.expand_deep(raw)
+                        if p.type in (ParamType.JSON, ParamType.LIST)
+                        else ctx.variables.expand(to_text(raw))
+                        if isinstance(raw, str)
+                        else raw
+                    )
                     bound[p.name] = coerce(p, value)
                 except ValueError as exc:
                     raise ActionFailed(
@@ -352,10 +395,15 @@ class Runner:
         return bound
 
     def _describe(self, step: Step, params: dict[str, Any]) -> str:
+        # Set Variable's value is secret when the name says so (the README's promise)
+        secret_value = step.action.id == SET_VARIABLE_ID and bool(
+            SECRET_NAME_RE.search(str(params.get("name") or ""))
+        )
         shown = []
         for p in step.action.params:
             if p.name in step.params:
-                value = "***" if p.secret else to_text(params[p.name])
+                hidden = p.secret or (secret_value and p.name == "value")
+                value = MASK if hidden else to_text(params[p.name])
                 shown.append(f"{p.name}={value}")
         return f"{step.action.title}" + (f" ({', '.join(shown)})" if shown else "")
 

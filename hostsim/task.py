@@ -15,12 +15,14 @@ import attrs
 import yaml
 
 from hostsim.registry import Registry
+from hostsim.yamlsafe import describe_error, load_yaml
 from robomail_plugin.schema import ActionSpec, Param, ParamType
 
 TRUE_WORDS = {"true", "yes", "1", "on"}
 FALSE_WORDS = {"false", "no", "0", "off", ""}
 TASK_KEYS = {"name", "variables", "on_error", "steps", "description"}
 STEP_KEYS = {"action", "params", "do", "comment"}
+MAX_TASK_BYTES = 1 << 20  # 1 MiB: a task file is a page of steps, not a data set
 
 
 class TaskError(Exception):
@@ -101,7 +103,7 @@ def coerce(param: Param, value: Any) -> Any:
         if text.startswith("["):
             try:
                 loaded = json.loads(text)
-            except ValueError:
+            except (ValueError, RecursionError):
                 loaded = None
             if isinstance(loaded, list):
                 return [v if isinstance(v, str) else json.dumps(v) for v in loaded]
@@ -114,6 +116,8 @@ def coerce(param: Param, value: Any) -> Any:
                     return json.loads(text)
                 except ValueError as exc:
                     raise ValueError(f"expected JSON: {exc}") from None
+                except RecursionError:
+                    raise ValueError("expected JSON: it nests too deeply") from None
         return value
     raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - enum is closed
 
@@ -206,9 +210,13 @@ def parse_task(
 def load_task_text(
     text: str, registry: Registry, *, where: str = "task", source: Path | None = None
 ) -> Task:
+    if len(text) > MAX_TASK_BYTES or len(text.encode("utf-8", "replace")) > MAX_TASK_BYTES:
+        raise TaskError(f"{where}: the task is larger than 1 MiB, the limit for a task file")
     try:
-        data = yaml.safe_load(text)
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
+        raise TaskError(f"{where}: {describe_error(exc)}") from None
+    except ValueError as exc:  # a malformed date or number: the message quotes no source text
         raise TaskError(f"{where}: not valid YAML: {exc}") from None
     return parse_task(data, registry, where=where, source=source)
 
@@ -216,7 +224,14 @@ def load_task_text(
 def load_task_file(path: str | Path, registry: Registry) -> Task:
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            data = fh.read(MAX_TASK_BYTES + 1)  # bounded: the size is checked before decoding
     except OSError as exc:
         raise TaskError(f"{path}: cannot read the task file: {exc.strerror}") from None
+    if len(data) > MAX_TASK_BYTES:
+        raise TaskError(f"{path}: the task file is larger than 1 MiB, the limit for a task file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     return load_task_text(text, registry, where=str(path), source=path.resolve())

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 MASK = "***"
-MAX_DEPTH = 10  # expansion passes; stops a variable that refers to itself from looping forever
+MAX_DEPTH = 10  # expansion passes: references to references, 10 levels deep at most
+MAX_EXPANDED_CHARS = 16 << 20  # 16 MiB: room for a long mail body, not for doubling forever
 
 _REF_RE = re.compile(r"\{(json:)?([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+|\[\d+\])*)\}")
 _PATH_RE = re.compile(r"\.([A-Za-z0-9_]+)|\[(\d+)\]")
@@ -23,6 +24,10 @@ def to_text(value: Any) -> str:
     if value is None:
         return ""
     return str(value)
+
+
+class ExpansionError(ValueError):
+    """A value cannot be expanded; the message names the variable, never its value."""
 
 
 class _Structure:
@@ -140,15 +145,72 @@ class Variables:
         return True, parsed
 
     def expand(self, text: str) -> str:
-        """Replaces references to full depth; unknown ones stay as written."""
+        """Replaces references to full depth; unknown ones stay as written.
+
+        Raises ExpansionError when a variable refers to itself, references nest deeper than
+        MAX_DEPTH or the result would pass MAX_EXPANDED_CHARS.
+        """
         for _ in range(MAX_DEPTH):
             if "{" not in text:  # most parameter values: nothing to look up
-                break
-            expanded = _REF_RE.sub(self._lookup, text)
+                return text
+            expanded = self._expand_once(text)
             if expanded == text:
-                break
+                return text
             text = expanded
+        if "{" in text and self._expand_once(text) != text:
+            raise ExpansionError(
+                self._cycle_message(text)
+                or f"variable references nest more than {MAX_DEPTH} levels deep"
+            )
         return text
+
+    def _expand_once(self, text: str) -> str:
+        room = MAX_EXPANDED_CHARS - len(text)
+
+        def replace(match: re.Match[str]) -> str:
+            nonlocal room
+            value = self._lookup(match)
+            room -= len(value) - (match.end() - match.start())
+            if room < 0:
+                raise ExpansionError(
+                    self._cycle_message(match.group(0))
+                    or f"expanding variable {match.group(2)} makes a value longer than "
+                    f"{MAX_EXPANDED_CHARS >> 20} MiB"
+                )
+            return value
+
+        return _REF_RE.sub(replace, text)
+
+    def _cycle_message(self, text: str) -> str | None:
+        """Names a variable reached from ``text`` that refers to itself, with the path.
+
+        Walked with a stack, not recursion: a chain of many variables must not end in a
+        RecursionError.
+        """
+        done: set[str] = set()
+        for start in self._references(text):
+            path: list[str] = []
+            stack: list[Iterator[str]] = [iter([start])]
+            while stack:
+                name = next(stack[-1], None)
+                if name is None:
+                    stack.pop()
+                    if path:
+                        done.add(path.pop())
+                    continue
+                if name in path:
+                    cycle = [*path[path.index(name) :], name]
+                    return f"variable {name} refers to itself ({' -> '.join(cycle)})"
+                if name in done or not self.has(name):
+                    continue
+                path.append(name)
+                value = _readable(self._raw(name))
+                stack.append(self._references(value if isinstance(value, str) else ""))
+        return None
+
+    @staticmethod
+    def _references(text: str) -> Iterator[str]:
+        return (match.group(2) for match in _REF_RE.finditer(text))
 
     def expand_deep(self, value: Any) -> Any:
         """Expands every string inside lists and dicts (for JSON-typed parameters)."""
