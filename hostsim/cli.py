@@ -235,9 +235,12 @@ def fake_provider(port: int) -> None:
 @main.command()
 def sandbox() -> None:
     """Start a private Dovecot and fake OAuth provider, print how to connect, wait for Ctrl-C."""
-    from hostsim.sandbox import serve_forever
+    from hostsim.sandbox import SandboxError, serve_forever
 
-    serve_forever()
+    try:
+        serve_forever()
+    except SandboxError as exc:  # says what to do; a traceback would only bury it
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
@@ -245,8 +248,13 @@ def sandbox() -> None:
 def demo(keep_files: bool) -> None:
     """Run the demo: sandbox + fake provider + a sample task, and print what happened."""
     from hostsim.demo import run_demo
+    from hostsim.sandbox import SandboxError
 
-    sys.exit(run_demo(keep_files=keep_files))
+    try:
+        code = run_demo(keep_files=keep_files)
+    except SandboxError as exc:  # says what to do; a traceback would only bury it
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -71,8 +71,9 @@ def _restore(saved: dict[str, str | None]) -> None:
 
 def run_demo(*, keep_files: bool = False) -> int:
     from hostsim.fakeprovider import FakeProvider
-    from hostsim.sandbox import Sandbox
+    from hostsim.sandbox import Sandbox, find_dovecot
 
+    find_dovecot()  # before anything starts: a missing Dovecot is the only thing said
     work = Path(tempfile.mkdtemp(prefix="rm-demo-"))
     saved = _isolate(work)
     provider = FakeProvider().start()

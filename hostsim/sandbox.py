@@ -45,6 +45,7 @@ if TYPE_CHECKING:
     from hostsim.fakeprovider import FakeProvider
 
 DOVECOT_CANDIDATES = ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
+DOVECOT_ENV = "HOSTSIM_DOVECOT"
 MAIL_UID = 5000
 DEFAULT_USERS = ("alice@example.test", "bob@example.test", "carol@example.test")
 PORT_NAMES = ("imap", "imaps", "pop3", "pop3s", "submission", "submissions", "lmtp", "relay")
@@ -70,12 +71,18 @@ class SandboxError(RuntimeError):
 
 
 def find_dovecot() -> str:
-    """The dovecot binary, or a SandboxError telling the user how to install it."""
-    for path in (shutil.which("dovecot"), *DOVECOT_CANDIDATES):
+    """The dovecot binary, or a SandboxError telling the user how to install it.
+
+    HOSTSIM_DOVECOT (a development knob) names the binary to use instead of searching; a path that
+    is not there makes Dovecot missing, which is how the tests check the install message.
+    """
+    override = os.environ.get(DOVECOT_ENV, "").strip()
+    for path in (override,) if override else (shutil.which("dovecot"), *DOVECOT_CANDIDATES):
         if path and os.access(path, os.X_OK):
             return path
+    looked = f"{override} (from {DOVECOT_ENV})" if override else "/usr/sbin/dovecot"
     raise SandboxError(
-        "Dovecot is not installed (no /usr/sbin/dovecot). Install it with scripts/install-dovecot "
+        f"Dovecot is not installed (no {looked}). Install it with scripts/install-dovecot "
         "(as root; it uses Debian's dovecot-core, -imapd, -pop3d, -submissiond and -lmtpd), "
         "then start the sandbox again."
     )
