@@ -13,7 +13,7 @@ from hostsim import entry_points
 from robomail_plugin import hookspecs
 
 BLOCK_ENV = "HOSTSIM_BLOCK_PLUGINS"  # comma-separated entry-point names not to load
-TRACE_ENV = "HOSTSIM_TRACE"  # "1" writes every hook call to stderr
+TRACE_ENV = "HOSTSIM_TRACE"  # "1" writes every hook call to stderr, secrets masked
 
 
 def blocked_from_env() -> set[str]:
@@ -79,6 +79,7 @@ def make_plugin_manager(
         pm.load_entry_points(hookspecs.ENTRY_POINT_GROUP, cache_dir)
     pm.check_pending()
     if trace if trace is not None else os.environ.get(TRACE_ENV) == "1":
-        pm.trace.root.setwriter(sys.stderr.write)
-        pm.enable_tracing()
+        from hostsim.trace import trace_hook_calls  # only a traced run needs it
+
+        trace_hook_calls(pm, sys.stderr.write)
     return pm

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -19,10 +18,9 @@ import attrs
 
 from hostsim.task import Step, Task, TaskError, coerce, load_task_file
 from hostsim.terminal import ask_person
-from hostsim.variables import MASK, Masker, Variables, to_text
+from hostsim.variables import MASK, SECRET_NAME_RE, Masker, Variables, to_text
 from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
 
-SECRET_NAME_RE = re.compile(r"pass|secret|token|api_?key", re.IGNORECASE)
 LEVELS = ("debug", "info", "warning", "error")
 LOG_MESSAGE_ID = "hostsim.log_message"
 SET_VARIABLE_ID = "hostsim.set_variable"

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 MASK = "***"
+SECRET_NAME_RE = re.compile(r"pass|secret|token|api_?key", re.IGNORECASE)  # masked by name
 MAX_DEPTH = 10  # expansion passes: references to references, 10 levels deep at most
 MAX_EXPANDED_CHARS = 16 << 20  # 16 MiB: room for a long mail body, not for doubling forever
 

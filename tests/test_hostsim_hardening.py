@@ -60,6 +60,20 @@ def hhost(robomail_home):
 # --- item 7: HOSTSIM_TRACE ------------------------------------------------------------------------
 
 
+def test_trace_masks_access_tokens_and_abbreviates_action_lists(monkeypatch, capfd, robomail_home):
+    monkeypatch.setenv("HOSTSIM_TRACE", "1")
+    host = Host.load(extra_plugins=(HardeningPlugin(),))
+    assert host.pm.hook.robomail_get_access_token(record_name="Work Mail") == TOKEN
+    host.pm.hook.robomail_get_access_token(record_name="R" * 5000)
+    err = capfd.readouterr().err
+    assert "robomail_get_access_token" in err and "robomail_register_actions" in err
+    assert TOKEN not in err and TOKEN[:20] not in err
+    assert "ActionSpec(" not in err  # counts and ids, not every declaration in full
+    assert "hostsim.set_variable" in err
+    assert "R" * 300 not in err
+    assert max(len(line) for line in err.splitlines()) <= 400
+
+
 # --- item 8: Set Variable with a secret-looking name ----------------------------------------------
 
 
