@@ -400,6 +400,67 @@ def _imap_login(
 
 # --- POP3 ----------------------------------------------------------------------------------------
 
+# An RFC 2449 response code opening an -ERR reply: "-ERR [IN-USE] ...", "-ERR [SYS/TEMP] ...".
+_POP3_CODE_RE = re.compile(r"-ERR\s+\[([A-Za-z0-9/-]+)\]", re.IGNORECASE)
+
+
+def pop3_eof(exc: BaseException) -> bool:
+    """Whether a ``poplib.error_proto`` is poplib's own "-ERR EOF": the server closed the
+    connection (a reply from the server arrives as bytes, this one is a str)."""
+    return bool(exc.args) and exc.args[0] == "-ERR EOF"
+
+
+def pop3_closed(
+    settings: ConnectionSettings, what: str, last_reply: str | None = None
+) -> errors.ConnectFailed:
+    """The error for a POP3 connection the server has closed (its last words, if any)."""
+    said = f" after saying: {last_reply}" if last_reply else ""
+    return errors.ConnectFailed(
+        f"{what}: the server {settings.describe()} closed the connection{said}. Open it again; "
+        "if it keeps happening the server may be restarting or ending idle sessions.",
+        server_reply=last_reply,
+    )
+
+
+def _pop3_refusal(settings: ConnectionSettings, reply: str) -> errors.RobomailError | None:
+    """The error for a login refused for another reason than the credentials, by its RFC 2449
+    response code; None when the reply does not say so (the credentials are to blame)."""
+    m = _POP3_CODE_RE.match(reply.strip())
+    code = m.group(1).upper() if m else ""
+    who = (
+        repr(settings.username)
+        if settings.auth == "password"
+        else f"the account of OAuth record {settings.oauth_record!r}"
+    )
+    where = f"{settings.describe()} did not log in {who}"
+    if code == "IN-USE":
+        return errors.LoginTemporaryFailure(
+            f"{where}: the mailbox is in use by another POP3 session, which holds its lock "
+            f"(server said: {reply}). The login itself was not the problem: close the other "
+            "session (another mail program, or an earlier POP3 Open) or try again later.",
+            server_reply=reply,
+        )
+    if code == "LOGIN-DELAY":
+        return errors.LoginTemporaryFailure(
+            f"{where}: this login came too soon after the previous login, and the server allows "
+            f"one only every so often (server said: {reply}). Try again later, or check less "
+            "often.",
+            server_reply=reply,
+        )
+    if code == "SYS/TEMP" and settings.auth == "password":
+        return errors.LoginTemporaryFailure(
+            f"{where}: a temporary problem on the server (server said: {reply}). Try again "
+            "later.",
+            server_reply=reply,
+        )
+    if code == "SYS/PERM":
+        return errors.MailProtocolError(
+            f"{where}: a lasting problem on the server, not with the user name or password "
+            f"(server said: {reply}). Ask the mail server's administrator.",
+            server_reply=reply,
+        )
+    return None
+
 
 def open_pop3(
     settings: ConnectionSettings,
@@ -457,7 +518,12 @@ def _pop3_login(
             pop.user(settings.username)
             pop.pass_(settings.password)
         except poplib.error_proto as exc:
+            if pop3_eof(exc):
+                raise pop3_closed(settings, "POP3 login") from None
             reply = _text(exc.args[0] if exc.args else exc)
+            refusal = _pop3_refusal(settings, reply)
+            if refusal is not None:
+                raise refusal from None
             if _is_temporary(reply):
                 raise _temporary(settings, reply) from None
             raise _password_failed(settings, reply) from None
@@ -478,7 +544,14 @@ def _pop3_login(
                 resp = pop._getresp()  # type: ignore[attr-defined]
                 raise _Rejected(_text(resp), mech.error)
         except poplib.error_proto as exc:
-            raise _Rejected(_text(exc.args[0] if exc.args else exc), mech.error) from None
+            if pop3_eof(exc):
+                raise pop3_closed(settings, "POP3 login") from None
+            reply = _text(exc.args[0] if exc.args else exc)
+            # a locked mailbox or a server fault: a fresh token would not help
+            refusal = _pop3_refusal(settings, reply)
+            if refusal is not None:
+                raise refusal from None
+            raise _Rejected(reply, mech.error) from None
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 

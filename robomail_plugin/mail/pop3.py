@@ -55,7 +55,11 @@ class Pop3Session:
         try:
             return fn(*args)
         except poplib.error_proto as exc:
+            if connect.pop3_eof(exc):
+                raise connect.pop3_closed(self.settings, f"POP3 {what}") from None
             reply = _reply(exc)
+            if what != "QUIT" and self._gone():
+                raise connect.pop3_closed(self.settings, f"POP3 {what}", reply) from None
             raise errors.MailProtocolError(
                 f"POP3 {what}: the server {self.settings.describe()} refused it "
                 f"(server said: {reply}).", server_reply=reply) from None
@@ -63,6 +67,19 @@ class Pop3Session:
             raise errors.ConnectFailed(
                 f"POP3 {what}: the connection to {self.settings.describe()} was lost "
                 f"({exc.__class__.__name__}: {exc}). Open it again.") from None
+
+    def _gone(self) -> bool:
+        """Whether the server has closed the connection: a refusal can be its goodbye (Dovecot
+        answers "-ERR [SYS/TEMP] Server shutting down." and hangs up). A NOOP tells."""
+        import poplib
+
+        try:
+            self.pop.noop()
+        except poplib.error_proto as exc:
+            return connect.pop3_eof(exc)
+        except OSError:
+            return True
+        return False
 
     # --- listing -------------------------------------------------------------------------------
 

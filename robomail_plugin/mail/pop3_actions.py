@@ -38,10 +38,14 @@ _COMMON_ERRORS = [
     ErrorCode(code="connect_failed", meaning="The connection was lost."),
 ]
 _OPEN_ERRORS = [
-    ErrorCode(code="connect_failed", meaning="Cannot reach the server, TLS failed, or STLS "
-              "was required and not offered."),
+    ErrorCode(code="connect_failed", meaning="Cannot reach the server, TLS failed, STLS "
+              "was required and not offered, or the server closed the connection."),
     ErrorCode(code="login_failed", meaning="User name/password or OAuth token rejected."),
-    ErrorCode(code="login_temporary", meaning="The server could not check the login now."),
+    ErrorCode(code="login_temporary", meaning="The server could not log in now: the mailbox is "
+              "in use by another session ([IN-USE]), too soon after the last login "
+              "([LOGIN-DELAY]), or a temporary fault; try again later."),
+    ErrorCode(code="server_error", meaning="The server refused the login for a fault of its own "
+              "([SYS/PERM]), not the credentials."),
     ErrorCode(code="invalid_parameter", meaning="A connection parameter is missing or wrong."),
     ErrorCode(code="connection_in_use", meaning="A connection of that name is already open."),
     ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),

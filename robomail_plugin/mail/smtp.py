@@ -289,6 +289,31 @@ def _reply(code: int, text: Any) -> str:
     return f"{code} {text}"
 
 
+# A size refusal (RFC 1870): 552, or the enhanced status 5.3.4, that speaks of size. 552 5.2.2 is
+# a full mailbox, which is about the recipient, not the message.
+_TOO_BIG_RE = re.compile(r"size|too (big|large|much)|exceed", re.IGNORECASE)
+
+
+def _too_big(code: int, text: Any) -> bool:
+    reply = _reply(code, text)
+    if "5.3.4" in reply:
+        return True
+    return code == 552 and "5.2.2" not in reply and bool(_TOO_BIG_RE.search(reply))
+
+
+def _too_big_error(smtp: smtplib.SMTP, msg: EmailMessage, where: str,
+                   reply: str) -> errors.SendFailed:
+    """The message is larger than the server takes: say so, with its size and the server's
+    limit when the server announced one (EHLO SIZE)."""
+    size = len(msg.as_bytes())
+    limit = str(smtp.esmtp_features.get("size") or "").strip()
+    most = f"; the server takes at most {limit} bytes" if limit.isdigit() and int(limit) else ""
+    return errors.SendFailed(
+        f"{where} refused the message as too big: it is {size} bytes{most} (server said: "
+        f"{reply}). Nothing was sent: make it smaller (fewer or smaller attachments, or a link "
+        "to the file instead).", server_reply=reply)
+
+
 def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[str],
          where: str) -> dict[str, str]:
     """Sends once; returns the refused recipients (address -> reply). Errors say what failed."""
@@ -297,12 +322,17 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
     try:
         refused = smtp.send_message(msg, from_addr=sender, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
+        replies = list(exc.recipients.values())
+        if replies and all(_too_big(c, t) for c, t in replies):
+            raise _too_big_error(smtp, msg, where, _reply(*replies[0])) from None
         detail = "; ".join(f"{a}: {_reply(c, t)}" for a, (c, t) in exc.recipients.items())
         raise errors.SendFailed(
             f"{where} refused every recipient, nothing was sent ({detail}). Check the addresses "
             "and that this account may send to them.", server_reply=detail) from None
     except smtplib.SMTPSenderRefused as exc:
         reply = _reply(exc.smtp_code, exc.smtp_error)
+        if _too_big(exc.smtp_code, exc.smtp_error):  # MAIL FROM ... SIZE=n: not the From's fault
+            raise _too_big_error(smtp, msg, where, reply) from None
         raise errors.SendFailed(
             f"{where} refused the sender {sender!r} (server said: {reply}). The From address "
             "must usually be the account's own address or an allowed alias.",
@@ -313,6 +343,8 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
         ) from None
     except smtplib.SMTPResponseException as exc:
         reply = _reply(exc.smtp_code, exc.smtp_error)
+        if _too_big(exc.smtp_code, exc.smtp_error):
+            raise _too_big_error(smtp, msg, where, reply) from None
         raise errors.SendFailed(
             f"{where} refused the message (server said: {reply}).", server_reply=reply) from None
     except (smtplib.SMTPException, OSError) as exc:

@@ -66,8 +66,9 @@ def action_specs(services: Any) -> list[ActionSpec]:
             ErrorCode(code="login_failed", meaning="Login or OAuth token rejected."),
             ErrorCode(code="login_temporary", meaning="The server could not check the login "
                       "now; try again later."),
-            ErrorCode(code="send_failed", meaning="The server refused the sender, the message or "
-                      "every recipient (or any, with fail_on_any_refused)."),
+            ErrorCode(code="send_failed", meaning="The server refused the sender, the message "
+                      "(e.g. as too big: 552) or every recipient (or any, with "
+                      "fail_on_any_refused)."),
             ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),
             ErrorCode(code="token_refused", meaning="The token endpoint refused."),
             ErrorCode(code="token_temporary", meaning="The token endpoint is unreachable."),
