@@ -1,7 +1,10 @@
 """Get Refresh Token: the authorization-code flow with PKCE through the system browser.
 
-RFC 8252: the system browser (``webbrowser``, so BROWSER is honoured), a one-shot listener on
-127.0.0.1 with an OS-chosen port, PKCE S256, a random ``state`` that is checked, and a timeout.
+RFC 8252: the system browser (``webbrowser``, so BROWSER is honoured), a listener on 127.0.0.1
+with an OS-chosen port, PKCE S256, a random ``state`` that is checked, and a timeout. The listener
+serves connections in parallel with a short timeout each, so an idle connection (a browser's
+speculative preconnect) cannot stall it, and ignores answers whose ``state`` does not match, so
+any local process cannot end the sign-in with a forged request.
 For machines without a browser: print the URL and take the pasted redirect URL, or use the
 device-code grant (RFC 8628) where the provider has one. Tokens are redeemed by the token
 service's endpoint client, never here.
@@ -12,6 +15,7 @@ from __future__ import annotations
 import hmac
 import http.server
 import socket
+import socketserver
 import threading
 import time
 import webbrowser
@@ -31,6 +35,12 @@ SUCCESS_TEXT = (
     "Successfully Authenticated. You can now close this tab/window and return to the application."
 )
 DEFAULT_TIMEOUT_S = 300.0
+CONNECTION_TIMEOUT_S = 5.0
+IGNORED_TEXT = (
+    "This answer does not belong to the sign-in robomail is waiting for (its state does not "
+    "match: a stale tab or another program), so it was ignored. Finish signing in from the "
+    "window Get Refresh Token opened."
+)
 
 
 @attrs.frozen(kw_only=True)
@@ -64,12 +74,16 @@ def _failed(record: OAuthRecord, what: str) -> AuthorizationFailed:
     )
 
 
+def _state_matches(request: AuthorizationRequest, query: Mapping[str, list[str]]) -> bool:
+    state = (query.get("state") or [""])[0]
+    return hmac.compare_digest(state.encode(), request.state.encode())
+
+
 def _check_answer(
     record: OAuthRecord, request: AuthorizationRequest, query: Mapping[str, list[str]]
 ) -> str:
     """The authorization code from a redirect's query, after checking state and errors."""
-    state = (query.get("state") or [""])[0]
-    if not hmac.compare_digest(state.encode(), request.state.encode()):
+    if not _state_matches(request, query):
         raise _failed(
             record,
             "the answer's state does not match this request (a stale or forged redirect). "
@@ -93,11 +107,16 @@ def _check_answer(
     return code
 
 
-class _Listener(http.server.HTTPServer):
-    """The one-shot loopback server; the handler stores the outcome here."""
+class _Listener(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """The loopback server: a thread per connection; the first answer with the right state wins
+    and its handler stores the outcome here."""
 
+    daemon_threads = True
     outcome: TokenGrant | RobomailError | None = None
     done: threading.Event
+    claim: threading.Lock  # held by the handler redeeming the one right answer
+    count_lock: threading.Lock
+    ignored: int = 0  # answers with a wrong state
 
 
 def authorize_in_browser(
@@ -115,16 +134,15 @@ def authorize_in_browser(
         raise _failed(record, f"redirect host must be one of {', '.join(REDIRECT_HOSTS)}.")
     server = _Listener(("127.0.0.1", 0), _Handler, bind_and_activate=True)
     server.done = threading.Event()
-    server.timeout = 0.2
+    server.claim = threading.Lock()
+    server.count_lock = threading.Lock()
     port = server.server_address[1]
     request = build_request(record, f"http://{redirect_host}:{port}/", extra_params)
     server.request_ctx = (record, request, endpoint)  # type: ignore[attr-defined]
-
-    def serve() -> None:
-        while not server.done.is_set():
-            server.handle_request()
-
-    thread = threading.Thread(target=serve, name="robomail-oauth-listener", daemon=True)
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.1},
+        name="robomail-oauth-listener", daemon=True,
+    )
     thread.start()
     try:
         say(
@@ -137,14 +155,26 @@ def authorize_in_browser(
             opened = False
         if not opened:
             say("No browser could be started; open the URL above by hand.")
-        if not server.done.wait(timeout):
+        finished = server.done.wait(timeout)
+        if not finished and server.claim.locked():  # the right answer came: let it be redeemed
+            finished = server.done.wait(endpoint.timeout + 5)
+        if not finished:
+            ignored = ""
+            if server.ignored:
+                ignored = (
+                    f" {server.ignored} answer{'s' if server.ignored > 1 else ''} whose state "
+                    "does not match this sign-in (a stale tab or another program) "
+                    f"{'were' if server.ignored > 1 else 'was'} ignored."
+                )
             raise _failed(
                 record,
-                f"no answer from the browser within {timeout:g} s. Run it again and finish "
-                "signing in sooner, or use --no-browser / --device on a machine without a browser.",
+                f"no answer from the browser within {timeout:g} s.{ignored} Run it again and "
+                "finish signing in sooner, or use --no-browser / --device on a machine without a "
+                "browser.",
             )
     finally:
         server.done.set()
+        server.shutdown()
         thread.join(timeout=5)
         server.server_close()
     outcome = server.outcome
@@ -155,9 +185,10 @@ def authorize_in_browser(
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    """Answers the provider's redirect once; everything else gets 404."""
+    """Answers the provider's redirect once; a wrong state gets 400, anything else 404."""
 
     server: _Listener
+    timeout = CONNECTION_TIMEOUT_S  # per connection: an idle one is dropped, not waited for
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         return None  # the default logs query strings, which carry the code
@@ -182,6 +213,14 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._page(404, "Not found.")
             return
         record, request, endpoint = self.server.request_ctx  # type: ignore[attr-defined]
+        if not _state_matches(request, query):
+            with self.server.count_lock:
+                self.server.ignored += 1
+            self._page(400, IGNORED_TEXT)
+            return
+        if not self.server.claim.acquire(blocking=False):
+            self._page(409, "This sign-in is being completed already. Return to the application.")
+            return
         try:
             code = _check_answer(record, request, query)
             self.server.outcome = endpoint.exchange_code(record, request.session, code)
