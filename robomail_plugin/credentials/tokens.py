@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import attrs
 import requests
@@ -43,6 +45,7 @@ log = logging.getLogger(__name__)
 
 EARLY_REFRESH_S = 60.0
 DEFAULT_LIFETIME_S = 3600.0
+MAX_LIFETIME_S = 365 * 86400.0
 USER_MUST_ACT = frozenset(
     {"invalid_grant", "invalid_client", "unauthorized_client", "interaction_required",
      "consent_required", "login_required"}
@@ -52,6 +55,10 @@ DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _AADSTS_RE = re.compile(r"\b(AADSTS\d+)\b")
 _CORRELATION_RE = re.compile(r"Correlation ID:\s*([0-9A-Fa-f-]{8,})")
 _TRACE_RE = re.compile(r"Trace ID:\s*([0-9A-Fa-f-]{8,})")
+# Line breaks, NUL, escapes and other control characters: a token holding one would break the
+# store's listings, log lines and SASL strings.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_WHOLE_RE = re.compile(r"\s*\+?\d{1,30}\s*")
 
 
 class _QuietDebug(logging.Filter):
@@ -132,15 +139,56 @@ class _Transient(Exception):
 class _Refused(Exception):
     """The endpoint answered with an OAuth error or an unusable answer."""
 
-    def __init__(self, error: str, description: str, status: int | None = None) -> None:
+    def __init__(
+        self, error: str, description: str, status: int | None = None, source: str = ""
+    ) -> None:
         super().__init__(error)
         self.error = error
         self.description = description
         self.status = status
+        self.source = source  # the URL that answered, when it matters (redirects)
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, for messages (no path, query or user info)."""
+    try:
+        parts = urlsplit(url)
+        scheme, host, port = parts.scheme, parts.hostname, parts.port
+    except ValueError:
+        scheme, host, port = "", None, None
+    if not scheme or not host:
+        return "an address that cannot be read"
+    scheme = _CONTROL_RE.sub("", scheme)[:20]
+    host = _CONTROL_RE.sub("", host)[:200]
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{scheme}://{host}" + (f":{port}" if port else "")
+
+
+def _refuse_redirect(response: requests.Response, *args: Any, **kwargs: Any) -> requests.Response:
+    """A 3xx is an error, never followed: token requests carry the Client Secret and the Refresh
+    Token, and a redirect (307/308 keep the body) would hand them to wherever it points.
+
+    Also a requests response hook, which runs before requests would follow the redirect.
+    """
+    if 300 <= response.status_code < 400:
+        target = _origin(urljoin(response.url or "", response.headers.get("Location", "")))
+        response.close()
+        source = _endpoint_label(response.url or "")
+        raise _Refused("redirected", target, response.status_code, source)
+    return response
+
+
+def _no_redirects(session: requests.Session) -> None:
+    """Makes a session stop at the first redirect, before anything is sent again."""
+    session.max_redirects = 0
+    if _refuse_redirect not in session.hooks["response"]:
+        session.hooks["response"].append(_refuse_redirect)
 
 
 def _check_response(response: requests.Response) -> requests.Response:
     """Compliance hook: 429/5xx are transient; a non-OAuth error page is a refusal with status."""
+    _refuse_redirect(response)
     status = response.status_code
     if status == 429 or status >= 500:
         retry_after = None
@@ -159,22 +207,95 @@ def _check_response(response: requests.Response) -> requests.Response:
     return response
 
 
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "true/false/null"
+    kinds: dict[type, str] = {dict: "object", list: "array", str: "string"}
+    return kinds.get(type(value), "number")
+
+
+def _lifetime(raw: Any) -> float:
+    """Seconds from expires_in: missing means one hour, more than a year is capped at a year
+    (a later rejection refreshes anyway); anything else unusable is a protocol error."""
+    if raw is None or raw == "":
+        return DEFAULT_LIFETIME_S
+    shown = (repr(raw) if isinstance(raw, str) else json.dumps(raw, default=str))[:40]
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise _Refused("invalid_response", f"expires_in {shown} is not a number of seconds")
+    if isinstance(raw, str):
+        if not _WHOLE_RE.fullmatch(raw):
+            raise _Refused("invalid_response", f"expires_in {shown} is not a number of seconds")
+        raw = int(raw)
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise _Refused("invalid_response", f"expires_in {shown} is not a finite number")
+    if raw <= 0:
+        raise _Refused(
+            "invalid_response",
+            f"expires_in {shown} is not positive (the access token would be expired already)",
+        )
+    return float(min(raw, MAX_LIFETIME_S))
+
+
 def _expires_at(token: Mapping[str, Any], now: float) -> float:
-    """expires_in may be a number or a string; a missing or odd value means one hour."""
-    raw = token.get("expires_in")
+    return now + _lifetime(token.get("expires_in"))
+
+
+def _check_token_values(token: Any) -> dict[str, Any]:
+    """A token answer robomail can keep: a JSON object whose access_token is a non-empty
+    single-line string, whose refresh_token (if any) is a single-line string and whose
+    expires_in is usable. Checked before anything is cached or stored."""
+    if not isinstance(token, dict):
+        raise _Refused(
+            "invalid_response", f"the answer is a JSON {_json_kind(token)}, not a JSON object"
+        )
+    access = token.get("access_token")
+    if access is None or access == "":
+        raise _Refused("invalid_response", "the answer has no access_token")
+    for key in ("access_token", "refresh_token"):
+        value = token.get(key)
+        if value is None:
+            continue
+        if not isinstance(value, str):
+            raise _Refused(
+                "invalid_response", f"the {key} in the answer is a JSON {_json_kind(value)}, "
+                "not a string",
+            )
+        if _CONTROL_RE.search(value):
+            raise _Refused(
+                "invalid_response", f"the {key} in the answer contains a line break or another "
+                "control character",
+            )
+    _lifetime(token.get("expires_in"))
+    return token
+
+
+def _check_token_answer(response: requests.Response) -> requests.Response:
+    """Compliance hook for token answers: status first, then the values of a 2xx answer, before
+    oauthlib parses them (it would fail on some with a traceback, e.g. expires_in 1e999)."""
+    _check_response(response)
+    if not 200 <= response.status_code < 300:
+        return response
     try:
-        seconds = float(raw) if raw is not None else DEFAULT_LIFETIME_S
-    except (TypeError, ValueError):
-        seconds = DEFAULT_LIFETIME_S
-    if seconds <= 0:
-        seconds = DEFAULT_LIFETIME_S
-    return now + seconds
+        body = json.loads(response.text)
+    except ValueError:
+        return response  # oauthlib tries form encoding; its result is checked after parsing
+    if isinstance(body, dict) and "error" in body:
+        return response  # oauthlib raises the OAuth error
+    _check_token_values(body)
+    return response
 
 
 def _scrub(text: str, secrets: Sequence[str]) -> str:
+    """Masks secrets, also as a server may echo them: percent-encoded (any hex case)."""
+    forms: set[str] = set()
     for s in secrets:
         if s and len(s) >= 4:
-            text = text.replace(s, "***")
+            forms.update({s, quote(s), quote(s, safe=""), quote_plus(s), quote_plus(s, safe="/")})
+    for form in sorted(forms, key=len, reverse=True):
+        if "%" in form:
+            text = re.sub(re.escape(form), "***", text, flags=re.IGNORECASE)
+        else:
+            text = text.replace(form, "***")
     return text
 
 
@@ -234,6 +355,28 @@ def refusal_error(
     description = _scrub(refused.description or "", (record.refresh_token, record.client_secret))
     codes, diag = _diagnostics(description)
     name = record.record_name
+    cls = TokenError if during == "refresh" else AuthorizationFailed
+    kept = " The stored Refresh Token was kept." if during == "refresh" else ""
+    if refused.error == "redirected":
+        field, option, url = "Access Token Endpoint", "--token-endpoint", record.token_endpoint
+        if record.device_endpoint and refused.source == _endpoint_label(record.device_endpoint):
+            field, option = "Device Authorization Endpoint", "--device-endpoint"
+            url = record.device_endpoint
+        return cls(
+            f"OAuth record {name!r}: the endpoint {_endpoint_label(url)} redirected (HTTP "
+            f"{refused.status}) to {description}. Token requests carry the Client Secret and "
+            "the Refresh Token, so robomail does not follow redirects. Put the final URL in the "
+            f"record's {field} (hostsim oauth edit {shlex.quote(name)} {option} URL).{kept}",
+            server_reply=f"redirected (HTTP {refused.status})",
+        )
+    if refused.error == "invalid_response":
+        return cls(
+            f"OAuth record {name!r}: the token endpoint gave an answer robomail cannot use "
+            f"(invalid_response: {description[:300]}).{kept} Check that the Access Token "
+            "Endpoint is the provider's token endpoint; if it is, the provider is misbehaving: "
+            "try again later.",
+            server_reply="invalid_response",
+        )
     rerun = f"Run Get Refresh Token again (hostsim oauth get-refresh-token {shlex.quote(name)})."
     if during == "refresh":
         what = _ADVICE.get(refused.error)
@@ -255,11 +398,33 @@ def refusal_error(
         message += f" Hint: {hint}"
     if diag:
         message += f" Diagnostics: {diag}."
-    cls = TokenError if during == "refresh" else AuthorizationFailed
     return cls(message, server_reply=f"{refused.error}" + (f" ({diag})" if diag else ""))
 
 
 # --- the endpoint -------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Deadline:
+    """The time a step allows for getting a token, lock waits, requests and retries included."""
+
+    seconds: float
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return self.at - time.monotonic()
+
+
+def _out_of_time(name: str, deadline: Deadline, why: str) -> TokenTemporaryError:
+    return TokenTemporaryError(
+        f"OAuth record {name!r}: could not get an access token within {deadline.seconds:g} s "
+        f"(the step's timeout): {why}. Try again later or raise the step's timeout. The stored "
+        "Refresh Token was kept."
+    )
 
 
 @attrs.define
@@ -274,11 +439,25 @@ class TokenEndpoint:
     retry_after_cap: float = 5.0
     sleep: Callable[[float], None] = time.sleep
 
-    def _retrying(self, record: OAuthRecord, what: str, attempt: Callable[[], Any]) -> Any:
+    def _retrying(
+        self,
+        record: OAuthRecord,
+        what: str,
+        attempt: Callable[[float], Any],
+        deadline: Deadline | None = None,
+    ) -> Any:
+        """Tries, and retries transient failures; with a deadline, every request and wait fits
+        in the time left."""
         last = "no answer"
+        label = _endpoint_label(record.token_endpoint)
         for i in range(len(self.retry_delays) + 1):
+            request_timeout = self.timeout
+            if deadline is not None:
+                request_timeout = min(self.timeout, deadline.left())
+                if request_timeout <= 0:
+                    raise _out_of_time(record.record_name, deadline, f"{label}: {last}")
             try:
-                return attempt()
+                return attempt(request_timeout)
             except _Transient as exc:
                 last = exc.reason
                 if i == len(self.retry_delays):
@@ -286,6 +465,8 @@ class TokenEndpoint:
                 delay = self.retry_delays[i]
                 if exc.retry_after is not None:
                     delay = max(delay, min(exc.retry_after, self.retry_after_cap))
+                if deadline is not None and delay >= deadline.left():
+                    raise _out_of_time(record.record_name, deadline, f"{label}: {last}") from None
                 log.info(
                     "OAuth record %r: %s failed (%s); retrying in %.2f s",
                     record.record_name, what, exc.reason, delay,
@@ -309,33 +490,41 @@ class TokenEndpoint:
             if exc.error == "missing_token":
                 raise _Refused("invalid_response", "the answer has no access_token") from None
             raise _Refused(exc.error, exc.description or "", exc.status_code) from None
+        except requests.TooManyRedirects as exc:  # only if the response hook was bypassed
+            answer = exc.response
+            location = answer.headers.get("Location", "") if answer is not None else ""
+            status = answer.status_code if answer is not None else None
+            raise _Refused("redirected", _origin(location), status) from None
         except requests.Timeout:
             raise _Transient("timed out") from None
         except requests.ConnectionError:
             raise _Transient("connection failed") from None
         except requests.RequestException as exc:
             raise _Transient(exc.__class__.__name__) from None
-        except (ValueError, Warning) as exc:  # non-JSON 200s, scope warnings
+        except (ValueError, TypeError, ArithmeticError, Warning) as exc:  # odd bodies, scope
             raise _Refused("invalid_response", exc.__class__.__name__) from None
-        if not isinstance(token, dict) or not token.get("access_token"):
-            raise _Refused("invalid_response", "the answer has no access_token")
-        return dict(token)
+        return dict(_check_token_values(token))
 
-    def refresh(self, record: OAuthRecord) -> tuple[AccessToken, str]:
-        """A new access token from the record's refresh token; the refresh token to keep."""
+    def refresh(
+        self, record: OAuthRecord, *, deadline: Deadline | None = None
+    ) -> tuple[AccessToken, str]:
+        """A new access token from the record's refresh token; the refresh token to keep.
+
+        With a deadline, gives up (``TokenTemporaryError``) when it passes."""
         if not record.refresh_token:
             raise TokenError(
                 f"OAuth record {record.record_name!r} has no Refresh Token yet. Run Get Refresh "
                 f"Token (hostsim oauth get-refresh-token {shlex.quote(record.record_name)})."
             )
 
-        def attempt() -> tuple[AccessToken, str]:
+        def attempt(request_timeout: float) -> tuple[AccessToken, str]:
             session = OAuth2Session(
                 client_id=record.client_id,
                 token={"access_token": "", "token_type": "Bearer",
                        "refresh_token": record.refresh_token},
             )
-            session.register_compliance_hook("refresh_token_response", _check_response)
+            _no_redirects(session)
+            session.register_compliance_hook("refresh_token_response", _check_token_answer)
             extra: dict[str, str] = {"client_id": record.client_id}
             if record.client_secret:
                 extra["client_secret"] = record.client_secret
@@ -346,19 +535,19 @@ class TokenEndpoint:
                     lambda: session.refresh_token(
                         record.token_endpoint,
                         refresh_token=record.refresh_token,
-                        timeout=self.timeout,
+                        timeout=request_timeout,
                         **extra,
                     ),
                 )
             access = AccessToken(
-                value=str(token["access_token"]),
+                value=token["access_token"],
                 expires_at=_expires_at(token, now),
                 record_name=record.record_name,
             )
-            return access, str(token.get("refresh_token") or record.refresh_token)
+            return access, token.get("refresh_token") or record.refresh_token
 
         try:
-            return self._retrying(record, "refresh", attempt)
+            return self._retrying(record, "refresh", attempt, deadline)
         except _Refused as exc:
             raise refusal_error(exc, record, self.presets()) from None
 
@@ -367,7 +556,8 @@ class TokenEndpoint:
     ) -> TokenGrant:
         """Redeems an authorization code (with the session's PKCE verifier); no retries, since
         a code is single-use."""
-        session.register_compliance_hook("access_token_response", _check_response)
+        _no_redirects(session)
+        session.register_compliance_hook("access_token_response", _check_token_answer)
         session.scope = None  # providers answer with a normalised scope; do not compare
         extra: dict[str, Any] = {"include_client_id": True}
         if record.client_secret:
@@ -399,11 +589,11 @@ class TokenEndpoint:
                 "Predefined Endpoints sets them); Microsoft needs the offline_access scope."
             )
         access = AccessToken(
-            value=str(token["access_token"]),
+            value=token["access_token"],
             expires_at=_expires_at(token, now),
             record_name=record.record_name,
         )
-        return TokenGrant(refresh_token=str(refresh), access_token=access)
+        return TokenGrant(refresh_token=refresh, access_token=access)
 
     # --- device authorization grant (RFC 8628) --------------------------------------------------
 
@@ -411,12 +601,12 @@ class TokenEndpoint:
         """Asks the device endpoint for a user code; returns its JSON answer."""
         data = {"client_id": record.client_id, "scope": record.scope}
 
-        def attempt() -> dict[str, Any]:
+        def attempt(request_timeout: float) -> dict[str, Any]:
             try:
                 with requests.Session() as http:
                     r = http.post(
-                        record.device_endpoint, data=data, timeout=self.timeout,
-                        headers={"Accept": "application/json"},
+                        record.device_endpoint, data=data, timeout=request_timeout,
+                        headers={"Accept": "application/json"}, allow_redirects=False,
                     )
             except requests.RequestException:
                 raise _Transient("connection failed") from None
@@ -441,7 +631,8 @@ class TokenEndpoint:
     def poll_device(self, record: OAuthRecord, device_code: str) -> TokenGrant | str:
         """One poll of the token endpoint: a grant, or "authorization_pending" / "slow_down"."""
         session = OAuth2Session(client=DeviceClient(record.client_id))
-        session.register_compliance_hook("access_token_response", _check_response)
+        _no_redirects(session)
+        session.register_compliance_hook("access_token_response", _check_token_answer)
         extra: dict[str, Any] = {"include_client_id": True}
         if record.client_secret:
             extra["client_secret"] = record.client_secret
@@ -476,6 +667,8 @@ def _endpoint_label(url: str) -> str:
 
 # --- the service --------------------------------------------------------------------------------
 
+_BUSY = "another refresh of this record (in this or another process) is still running"
+
 
 class TokenService:
     """Access tokens for records: cached in memory, refreshed one at a time per record."""
@@ -501,13 +694,26 @@ class TokenService:
     def __repr__(self) -> str:
         return f"TokenService(cached={sorted(self._cache)!r})"
 
-    def get_access_token(self, record_name: str, *, force_refresh: bool = False) -> AccessToken:
-        """A valid access token for the record: from memory, or refreshed now in hidden mode."""
+    def get_access_token(
+        self, record_name: str, *, force_refresh: bool = False, timeout: float | None = None
+    ) -> AccessToken:
+        """A valid access token for the record: from memory, or refreshed now in hidden mode.
+
+        ``timeout`` (a step's) bounds the whole refresh: waiting for another refresh of the same
+        record, the requests and the retries."""
         asked_at = time.time()
         token = self._cache.get(record_name)
         if token is not None and not force_refresh and token.fresh(self.early_refresh):
             return token
-        with self._thread_lock(record_name):
+        deadline = None
+        if timeout is not None and math.isfinite(timeout):
+            deadline = Deadline.after(max(0.0, timeout))
+        lock = self._thread_lock(record_name)
+        if deadline is None:
+            lock.acquire()
+        elif not lock.acquire(timeout=min(max(0.0, deadline.left()), threading.TIMEOUT_MAX)):
+            raise _out_of_time(record_name, deadline, _BUSY)
+        try:
             token = self._cache.get(record_name)
             if (
                 token is not None
@@ -515,13 +721,15 @@ class TokenService:
                 and (not force_refresh or token.obtained_at >= asked_at)
             ):
                 return token  # another thread refreshed while we waited
-            with self._process_lock(record_name):
+            with self._process_lock(record_name, deadline):
                 record = self._store().get(record_name)
-                access, refresh_token = self.endpoint.refresh(record)
+                access, refresh_token = self.endpoint.refresh(record, deadline=deadline)
                 if refresh_token != record.refresh_token:
                     self._save_rotated(record, refresh_token)
                 self._cache[record_name] = access
                 return access
+        finally:
+            lock.release()
 
     def remember(self, token: AccessToken) -> None:
         """Caches a token obtained elsewhere (Get Refresh Token's first access token)."""
@@ -557,7 +765,7 @@ class TokenService:
             return self._locks.setdefault(name, threading.Lock())
 
     @contextlib.contextmanager
-    def _process_lock(self, name: str) -> Iterator[None]:
+    def _process_lock(self, name: str, step: Deadline | None = None) -> Iterator[None]:
         """An flock on a per-record file, so processes refresh one at a time too."""
         self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
@@ -569,6 +777,8 @@ class TokenService:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                     break
                 except BlockingIOError:
+                    if step is not None and step.left() <= 0:
+                        raise _out_of_time(name, step, _BUSY) from None
                     if time.monotonic() > deadline:
                         raise TokenTemporaryError(
                             f"OAuth record {name!r}: another process has been refreshing its "

@@ -274,7 +274,9 @@ def _oauth_login(
     )
     last: _Rejected | None = None
     for force in (False, True):
-        token = services.tokens.get_access_token(settings.oauth_record, force_refresh=force)
+        token = services.tokens.get_access_token(
+            settings.oauth_record, force_refresh=force, timeout=settings.timeout
+        )
         if add_secret is not None:
             add_secret(token.value)
         initial = sasl.initial_response(
