@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -20,11 +21,19 @@ from robomail_plugin.schema import ActionFailed, EditorCommand, Param, ParamType
 
 
 class CommandContext:
-    """What a running editor command sees of the host (``schema.HostContext``)."""
+    """What a running editor command sees of the host (``schema.HostContext``).
+
+    On the command line Ctrl-C is the cancel button: it interrupts the command directly, so
+    ``cancelled()`` only turns true when a caller sets ``cancel``.
+    """
 
     def __init__(self, *, interactive: bool) -> None:
         self.interactive = interactive
         self.masker = Masker()
+        self.cancel = threading.Event()
+
+    def cancelled(self) -> bool:
+        return self.cancel.is_set()
 
     def log(self, message: str, level: str = "info") -> None:
         prefix = "" if level == "info" else f"{level.upper()}: "
@@ -43,8 +52,16 @@ class CommandContext:
         )
 
 
-def _option_name(param: Param) -> str:
-    return "--" + param.name.replace("_", "-")
+def _confirm(question: str, ctx: CommandContext) -> None:
+    """Asks before a command that destroys or rotates something; without a terminal, --yes."""
+    if not (ctx.interactive and sys.stdin.isatty()):
+        raise click.UsageError(f"{question} Nobody is at the terminal to answer: add --yes.")
+    if not click.confirm(question, default=False):
+        raise click.ClickException("Cancelled; nothing was changed.")
+
+
+def _option_names(param: Param) -> list[str]:
+    return ["--" + name.replace("_", "-") for name in (param.name, *param.aliases)]
 
 
 def _click_param(param: Param) -> click.Parameter:
@@ -68,7 +85,7 @@ def _click_param(param: Param) -> click.Parameter:
     if param.has_default and param.default is not None and not param.secret:
         kwargs["default"] = param.default
         kwargs["show_default"] = True
-    return click.Option([_option_name(param), param.name], **kwargs)
+    return click.Option([*_option_names(param), param.name], **kwargs)
 
 
 def to_click_command(
@@ -87,6 +104,8 @@ def to_click_command(
                     raise click.BadParameter(str(exc), param_hint=p.name) from None
             params[p.name] = value
         ctx = CommandContext(interactive=interactive())
+        if command.confirm and not given.pop("yes", False):
+            _confirm(command.confirm, ctx)
         for p in command.params:
             if p.secret and isinstance(params.get(p.name), str):
                 ctx.add_secret(params[p.name])
@@ -101,10 +120,14 @@ def to_click_command(
         else:
             click.echo(ctx.masker.mask(result.message))
 
+    options = [_click_param(p) for p in command.params]
+    if command.confirm:
+        options.append(click.Option(["--yes", "yes"], is_flag=True,
+                                    help="do not ask for confirmation"))
     return click.Command(
         name=command.id.replace("_", "-"),
         callback=callback,
-        params=[_click_param(p) for p in command.params],
+        params=options,
         help=command.help or command.label,
         short_help=command.label,
     )

@@ -8,10 +8,12 @@ This module imports no I/O, crypto or mail code: hosts import it freely.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -45,9 +47,29 @@ class FieldKind(enum.StrEnum):
     """How a settings screen shows an editor field."""
 
     TEXT = "text"
-    SECRET = "secret"  # noqa: S105 - a field kind, not a password
+    SECRET = "secret"  # noqa: S105 - a field kind, not a password: write-only in a form
     URL = "url"
     MULTILINE = "multiline"
+    CHOICE = "choice"  # one of ``choices``, or of the named source ``choices_from``
+
+
+class FieldRule(enum.StrEnum):
+    """A check a host can run on a field's value before calling a command (``check_field``)."""
+
+    SINGLE_LINE = "single_line"  # no line break, tab or other control character
+    NO_EDGE_SPACES = "no_edge_spaces"  # no leading or trailing space
+    URL = "url"  # https://host/..., or http:// on 127.0.0.1, localhost or ::1 (development)
+
+
+class CommandScope(enum.StrEnum):
+    """Whether an editor command acts on the selected record or on the editor as a whole."""
+
+    RECORD = "record"  # the host passes the selected record's key field (``key_field``)
+    GLOBAL = "global"
+
+
+#: Named sources of choices an EditorField may take its choices from.
+CHOICES_FROM_PROVIDERS = "oauth_providers"  # the keys of every plugin's ProviderPreset
 
 
 def _strings(values: Iterable[str]) -> tuple[str, ...]:
@@ -81,7 +103,10 @@ def _check_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
 
 @attrs.frozen(kw_only=True)
 class Param:
-    """One parameter of an action or editor command."""
+    """One parameter of an action or editor command.
+
+    ``aliases`` are extra command-line names (an editor command's older option names).
+    """
 
     name: str = attrs.field(validator=_check_name)
     type: ParamType = attrs.field(default=ParamType.STR, converter=ParamType)
@@ -94,6 +119,9 @@ class Param:
     positional: bool = False
     # True when the value names a variable the action writes (save_to, save_count_to, ...).
     sets_variable: bool = False
+    aliases: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    # A named source of choices the host resolves (CHOICES_FROM_PROVIDERS), for forms.
+    choices_from: str = ""
 
     def __attrs_post_init__(self) -> None:
         if self.type is ParamType.CHOICE and not self.choices:
@@ -161,14 +189,35 @@ class ActionSpec:
 
 @attrs.frozen(kw_only=True)
 class EditorField:
-    """A field of a credential record as a settings screen shows it."""
+    """A field of a credential record as a settings screen shows it.
+
+    A ``secret`` field (kind SECRET) is write-only: commands report whether it is set, never its
+    value. A ``read_only`` field is shown but only a command changes it (Get Refresh Token).
+    ``choices`` are static; ``choices_from`` names a source the host resolves (see
+    ``CHOICES_FROM_PROVIDERS``). ``rules`` are checks a host can run before saving.
+    """
 
     name: str = attrs.field(validator=_check_name)
     label: str
     kind: FieldKind = attrs.field(default=FieldKind.TEXT, converter=FieldKind)
-    secret: bool = False
     required: bool = False
+    read_only: bool = False
     help: str = ""
+    placeholder: str = ""
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_strings)
+    choices_from: str = ""
+    rules: tuple[FieldRule, ...] = attrs.field(
+        default=(), converter=lambda v: tuple(FieldRule(r) for r in v)
+    )
+    max_length: int | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.kind is FieldKind.CHOICE and not (self.choices or self.choices_from):
+            raise ValueError(f"field {self.name!r}: a choice field needs choices or choices_from")
+
+    @property
+    def secret(self) -> bool:
+        return self.kind is FieldKind.SECRET
 
 
 @attrs.frozen(kw_only=True)
@@ -187,6 +236,10 @@ class EditorCommand:
     """A button of the editor (Get Refresh Token, Export ...) or a record operation.
 
     ``run(ctx, params)`` returns a ``CommandResult``; ``ctx`` is a ``HostContext``.
+    ``scope`` RECORD: the command takes the selected record's key as its key-field param.
+    ``confirm``: a question to ask before running it (it destroys or rotates something).
+    ``long_running``: it waits on a person or the network; it stops early when
+    ``ctx.cancelled()`` turns true. ``result`` says what ``CommandResult.data`` holds.
     """
 
     id: str = attrs.field(validator=_check_name)
@@ -194,17 +247,64 @@ class EditorCommand:
     run: Callable[..., CommandResult] = attrs.field(eq=False)
     params: tuple[Param, ...] = attrs.field(default=(), converter=_params)
     help: str = ""
+    scope: CommandScope = attrs.field(default=CommandScope.GLOBAL, converter=CommandScope)
+    confirm: str = ""
+    long_running: bool = False
+    result: str = ""
 
 
 @attrs.frozen(kw_only=True)
 class EditorSpec:
-    """A credential editor: the record type, its fields and its commands."""
+    """A credential editor: the record type, its fields and its commands.
+
+    A host renders it from these facts alone: ``list_command`` returns every record and
+    ``show_command`` one, as dicts keyed by field names (secrets as "***" or ""), and
+    ``save_command`` creates or updates a record from params named exactly as the fields (a
+    secret left out or None keeps its stored value). ``key_field`` names the field that
+    identifies a record; a RECORD-scoped command takes it as a param of the same name.
+    """
 
     record_type: str = attrs.field(validator=_check_name)
     title: str
     fields: tuple[EditorField, ...] = attrs.field(converter=_fields)
     commands: tuple[EditorCommand, ...] = attrs.field(default=(), converter=_commands)
     help: str = ""
+    key_field: str = ""
+    list_command: str = ""
+    show_command: str = ""
+    save_command: str = ""
+
+    def __attrs_post_init__(self) -> None:
+        names = {f.name for f in self.fields}
+        ids = {c.id for c in self.commands}
+        where = f"editor {self.record_type!r}"
+        if self.key_field and self.key_field not in names:
+            raise ValueError(f"{where}: key_field {self.key_field!r} is not a field")
+        for role in ("list_command", "show_command", "save_command"):
+            value = getattr(self, role)
+            if value and value not in ids:
+                raise ValueError(f"{where}: {role} {value!r} is not a command")
+        if self.save_command:
+            extra = {p.name for p in self.command(self.save_command).params} - names
+            if extra:
+                raise ValueError(
+                    f"{where}: the save command takes params that are not fields: "
+                    f"{', '.join(sorted(extra))}"
+                )
+        for command in self.commands:
+            if command.scope is CommandScope.RECORD and self.key_field not in {
+                p.name for p in command.params
+            }:
+                raise ValueError(
+                    f"{where}: command {command.id!r} acts on a record but takes no "
+                    f"{self.key_field or 'key_field'!r} param"
+                )
+
+    def field(self, name: str) -> EditorField:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
 
     def command(self, command_id: str) -> EditorCommand:
         for c in self.commands:
@@ -301,6 +401,59 @@ class ActionContext(HostContext, Protocol):
         """State this task keeps across runs (only_new, skip_seen), per key."""
 
     def save_state(self, key: str, value: dict[str, Any]) -> None: ...
+
+
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def is_loopback_host(host: str) -> bool:
+    if host in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def url_problem(url: str) -> str | None:
+    """Why ``url`` is not an acceptable endpoint (https, or http on loopback), or None."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if not host:
+        return f"{url!r} is not a URL: expected https://host/path."
+    if parts.scheme == "https" or (parts.scheme == "http" and is_loopback_host(host)):
+        return None
+    if parts.scheme == "http":
+        return (
+            f"{url!r} uses plain http: only https:// is allowed "
+            "(http:// only for 127.0.0.1, localhost or ::1, for development)."
+        )
+    return f"{url!r} must start with https://."
+
+
+def check_field(field: EditorField, value: str) -> str | None:
+    """What a host's form should say about ``value`` before saving (None: it passes).
+
+    Checks ``required``, ``max_length``, static ``choices`` and the ``rules``; the plugin checks
+    again when the command runs.
+    """
+    label = field.label
+    if not value:
+        return f"{label} is required." if field.required else None
+    if field.max_length is not None and len(value) > field.max_length:
+        return f"{label} is longer than {field.max_length} characters."
+    if field.choices and value not in field.choices:
+        return f"{label} must be one of {', '.join(field.choices)}."
+    for rule in field.rules:
+        if rule is FieldRule.SINGLE_LINE and any(ord(c) < 32 or ord(c) == 127 for c in value):
+            return f"{label} must be one line, without control characters."
+        if rule is FieldRule.NO_EDGE_SPACES and value != value.strip():
+            return f"{label} must not start or end with spaces."
+        if rule is FieldRule.URL:
+            problem = url_problem(value)
+            if problem:
+                return f"{label} {problem}"
+    return None
 
 
 def iter_secret_params(spec_params: Iterable[Param], values: Mapping[str, Any]) -> Iterator[str]:

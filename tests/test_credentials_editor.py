@@ -124,7 +124,8 @@ def test_record_commands(fake_provider, oauth_client):
     assert "Renamed" in cli("rename", "work", "home")
     assert "record_not_found" in cli("show", "work", ok=False)
     assert "home" in cli("list")
-    assert "Deleted" in cli("delete", "home")
+    assert "add --yes" in cli("delete", "home", ok=False)
+    assert "Deleted" in cli("delete", "home", "--yes")
     assert "No OAuth records yet" in cli("list")
 
 
@@ -195,10 +196,10 @@ def test_export_never_writes_secrets_in_plain_text(fake_provider, oauth_client, 
 def test_rotate_key_from_the_cli(fake_provider, oauth_client, monkeypatch):
     client_id, secret = oauth_client
     add_record(fake_provider, client_id, secret)
-    assert "give the new key" in cli("rotate-key", ok=False)
+    assert "give the new key" in cli("rotate-key", "--yes", ok=False)
     new = base64.urlsafe_b64encode(os.urandom(32)).decode()
     SECRETS.append(new)
-    out = cli("rotate-key", "--new-key", new)
+    out = cli("rotate-key", "--new-key", new, "--yes")
     assert "Set ROBOMAIL_KEY to the new key now" in out
     assert "Wrong key" in cli("list", ok=False)
     monkeypatch.setenv("ROBOMAIL_KEY", new)
@@ -246,7 +247,7 @@ def test_presets_from_other_plugins():
     host = Host.load(extra_plugins=(FastmailPlugin(),))
     editor = host.registry.editors[RECORD_TYPE]
     assert set(plugin.services.providers()) == {"google", "microsoft", "fastmail_test"}
-    editor.command("add").run(Ctx(), {"name": "fm", "account": "me@fastmail.test",
+    editor.command("add").run(Ctx(), {"record_name": "fm", "client_account": "me@fastmail.test",
                                       "client_id": "cid", "provider": "fastmail_test"})
     assert plugin.services.store.get("fm").token_endpoint.endswith("/oauth/refresh")
     Host.load(extra_plugins=(ClashingPlugin(),))
@@ -302,8 +303,8 @@ def test_a_host_can_replace_the_store(fake_provider, public_oauth_client, roboma
     host = Host.load(extra_plugins=(provider_plugin,))
     editor = host.registry.editors[RECORD_TYPE]
     editor.command("add").run(Ctx(), {
-        "name": "mem", "account": "alice@example.test", "client_id": public_oauth_client,
-        "auth_endpoint": fake_provider.authorize_url, "token_endpoint": fake_provider.token_url,
+        "record_name": "mem", "client_account": "alice@example.test",
+        "client_id": public_oauth_client, "authorization_endpoint": fake_provider.authorize_url, "token_endpoint": fake_provider.token_url,
         "scope": "mail offline_access",
     })
     assert "mem" in provider_plugin.store.records
@@ -326,15 +327,15 @@ def test_the_editor_spec_declares_fields_and_commands():
     ]
     assert {f.name for f in editor.fields if f.secret} == {"client_secret", "refresh_token"}
     ids = [c.id for c in editor.commands]
-    assert ids == ["list", "show", "add", "edit", "delete", "rename", "load_predefined",
+    assert ids == ["list", "show", "save", "add", "edit", "delete", "rename", "load_predefined",
                    "get_refresh_token", "export", "import", "test", "rotate_key"]
     for command in editor.commands:
         for p in command.params:
             if p.name in ("client_secret", "passphrase", "new_key"):
                 assert p.secret, (command.id, p.name)
         names = [p.name for p in command.params if p.positional]
-        if "name" in [p.name for p in command.params]:
-            assert names[0] == "name"
+        if "record_name" in [p.name for p in command.params]:
+            assert names[0] == "record_name"
 
 
 class AnsweringCtx(Ctx):
@@ -357,7 +358,8 @@ def test_add_at_a_terminal_asks_for_every_missing_required_field():
         "Client Account": "me@gmail.com", "Client ID": "cid.apps.example",
         "Client Secret (leave empty for a public client)": "",
     })
-    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"name": "g", "provider": "google"})
+    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"record_name": "g",
+                                                                    "provider": "google"})
     assert ctx.asked == ["Client Account", "Client ID",
                          "Client Secret (leave empty for a public client)"]
     stored = plugin.services.store.get("g")
@@ -365,6 +367,7 @@ def test_add_at_a_terminal_asks_for_every_missing_required_field():
     ctx = AnsweringCtx({"Client ID": "x", "Authorization Endpoint": "https://a.example/auth",
                         "Access Token Endpoint": "https://a.example/token", "Scope": "mail",
                         "Client Secret (leave empty for a public client)": "s3"})
-    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"name": "h", "account": "h@x"})
+    host.registry.editors[RECORD_TYPE].command("add").run(ctx, {"record_name": "h",
+                                                                    "client_account": "h@x"})
     assert ctx.asked[:4] == ["Client ID", "Authorization Endpoint", "Access Token Endpoint",
                              "Scope"]

@@ -72,8 +72,8 @@ def test_edits_racing_refreshes_with_rotation_lose_nothing(fake_provider, oauth_
     host = Host.load()
     editor = host.registry.editors[RECORD_TYPE]
     editor.command("add").run(Ctx(), {
-        "name": "busy", "account": "alice@example.test", "client_id": client_id,
-        "client_secret": secret, "auth_endpoint": fake_provider.authorize_url,
+        "record_name": "busy", "client_account": "alice@example.test", "client_id": client_id,
+        "client_secret": secret, "authorization_endpoint": fake_provider.authorize_url,
         "token_endpoint": fake_provider.token_url, "scope": "mail offline_access",
     })
     plugin.services.store.set_refresh_token(
@@ -93,13 +93,13 @@ def test_edits_racing_refreshes_with_rotation_lose_nothing(fake_provider, oauth_
     def editing(param: str, value) -> None:
         start.wait()
         for i in range(ROUNDS):
-            editor.command("edit").run(Ctx(), {"name": "busy", param: value(i)})
+            editor.command("edit").run(Ctx(), {"record_name": "busy", param: value(i)})
 
     threads = [
         threading.Thread(target=refresher),
-        threading.Thread(target=editing, args=("account", lambda i: f"alice{i}@example.test")),
+        threading.Thread(target=editing, args=("client_account", lambda i: f"alice{i}@example.test")),
         threading.Thread(
-            target=editing, args=("auth_endpoint", lambda i: f"{fake_provider.authorize_url}?v={i}")
+            target=editing, args=("authorization_endpoint", lambda i: f"{fake_provider.authorize_url}?v={i}")
         ),
     ]
     for t in threads:
@@ -173,7 +173,7 @@ def test_edit_replaces_a_damaged_secret(damaged_store):
 
 def test_rotate_key_and_import_work_beside_a_damaged_record(damaged_store, tmp_path, monkeypatch):
     key = encode_key(new_key())
-    out = cli("rotate-key", "--new-key", key)
+    out = cli("rotate-key", "--new-key", key, "--yes")
     monkeypatch.setenv("ROBOMAIL_KEY", key)
     assert "Still damaged" in out and "'b'" in out
     fresh = SQLiteCredentialStore(damaged_store.home)

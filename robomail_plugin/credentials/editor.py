@@ -23,6 +23,7 @@ from robomail_plugin.credentials.store import (
     CheckedRecord,
     change_record,
     read_checked,
+    record_names,
     save_refresh_token,
 )
 from robomail_plugin.errors import InvalidParameter, StoreError
@@ -33,16 +34,11 @@ if TYPE_CHECKING:
 
 MASK = "***"
 
-# command option (``editor_spec``'s field params) -> record field
-_PARAM_TO_FIELD = {
-    "account": "client_account",
-    "client_id": "client_id",
-    "client_secret": "client_secret",
-    "auth_endpoint": "authorization_endpoint",
-    "token_endpoint": "token_endpoint",
-    "scope": "scope",
-    "device_endpoint": "device_endpoint",
-}
+#: the fields a command may set from its params (the Refresh Token only Get Refresh Token sets)
+_EDITABLE = (
+    "client_account", "client_id", "client_secret", "authorization_endpoint", "token_endpoint",
+    "scope", "device_endpoint",
+)
 
 
 #: what ``add`` asks for at a terminal when it was not given, in the form's order
@@ -83,6 +79,11 @@ def _ask(ctx: HostContext, text: str, *, secret: bool) -> str | None:
         return ctx.prompt(text, secret=secret)
     except ActionFailed:
         return None
+
+
+def _given(params: Mapping[str, Any]) -> dict[str, str]:
+    """The editable fields a command was given (None: left out)."""
+    return {f: str(params[f]) for f in _EDITABLE if params.get(f) is not None}
 
 
 def _str(params: Mapping[str, Any], name: str) -> str | None:
@@ -136,20 +137,17 @@ class OAuthEditor:
         return CommandResult(message="\n".join(lines), data=[_shown(c) for c in checked])
 
     def show(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        (item,) = read_checked(self.services.store, [params["name"]])
+        (item,) = read_checked(self.services.store, [params["record_name"]])
         message = _describe(item.record)
         message += "".join(f"\nDAMAGED: {problem}" for problem in item.damage.values())
         return CommandResult(message=message, data=_shown(item))
 
     def add(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        fields: dict[str, str] = {"record_name": params["name"]}
+        fields: dict[str, str] = {"record_name": params["record_name"]}
         title = None
         if params.get("provider"):
             title = self._fill_from_preset(fields, params["provider"], _str(params, "tenant"))
-        for pname, fname in _PARAM_TO_FIELD.items():
-            value = _str(params, pname)
-            if value is not None:
-                fields[fname] = value
+        fields.update(_given(params))
         for field in _REQUIRED_FIELDS:  # at a terminal, ask for what is missing, in form order
             if not fields.get(field):
                 answer = _ask(ctx, FIELD_LABELS[field], secret=False)
@@ -171,14 +169,11 @@ class OAuthEditor:
         return CommandResult(message=message, data=masked(record))
 
     def edit(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        name = params["name"]
+        name = params["record_name"]
         changes: dict[str, str] = {}
         if params.get("provider"):
             self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
-        for pname, fname in _PARAM_TO_FIELD.items():
-            value = _str(params, pname)
-            if value is not None:
-                changes[fname] = value
+        changes.update(_given(params))
         if not changes:
             raise InvalidParameter("Nothing to change: give at least one field option.")
         updated = change_record(self.services.store, name, changes)
@@ -188,13 +183,29 @@ class OAuthEditor:
             message=f"Updated OAuth record {name!r}: {names}.", data=masked(updated)
         )
 
+    def save(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        """A form's Save: creates the record, or changes only the fields given."""
+        name = params["record_name"]
+        fields = _given(params)
+        if name in record_names(self.services.store):
+            if not fields:
+                raise InvalidParameter("Nothing to save: no field was given.")
+            record = change_record(self.services.store, name, fields)
+            verb = "Saved"
+        else:
+            record = OAuthRecord(record_name=name, **fields)
+            self.services.store.add(record)
+            verb = "Added"
+        self.services.tokens.invalidate(name)
+        return CommandResult(message=f"{verb} OAuth record {name!r}.", data=masked(record))
+
     def delete(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        self.services.store.delete(params["name"])
-        self.services.tokens.invalidate(params["name"])
-        return CommandResult(message=f"Deleted OAuth record {params['name']!r}.")
+        self.services.store.delete(params["record_name"])
+        self.services.tokens.invalidate(params["record_name"])
+        return CommandResult(message=f"Deleted OAuth record {params['record_name']!r}.")
 
     def rename(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        old, new = params["name"], params["new_name"]
+        old, new = params["record_name"], params["new_name"]
         self.services.store.rename(old, new)
         self.services.tokens.invalidate(old)
         return CommandResult(
@@ -203,7 +214,7 @@ class OAuthEditor:
         )
 
     def load_predefined(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
-        name = params["name"]
+        name = params["record_name"]
         changes: dict[str, str] = {}
         title = self._fill_from_preset(changes, params["provider"], _str(params, "tenant"))
         updated = change_record(self.services.store, name, changes)
@@ -224,7 +235,7 @@ class OAuthEditor:
         from robomail_plugin.credentials.tokens import token_summary
 
         store = self.services.store
-        (item,) = read_checked(store, [params["name"]])
+        (item,) = read_checked(store, [params["record_name"]])
         if "client_secret" in item.damage:
             raise StoreError(item.damage["client_secret"])
         record = item.record  # a damaged Refresh Token is what this command replaces
@@ -360,12 +371,12 @@ class OAuthEditor:
     def test(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
         from robomail_plugin.credentials.tokens import token_summary  # loaded on first use
 
-        token = self.services.tokens.get_access_token(params["name"], force_refresh=True)
+        token = self.services.tokens.get_access_token(params["record_name"], force_refresh=True)
         ctx.add_secret(token.value)
         summary = token_summary(token)
         return CommandResult(
             message=(
-                f"OAuth record {params['name']!r} works: got an access token, valid until "
+                f"OAuth record {params['record_name']!r} works: got an access token, valid until "
                 f"{summary['expires_at']} (in {summary['expires_in_s'] // 60} min)."
             ),
             data=summary,

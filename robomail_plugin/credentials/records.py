@@ -6,16 +6,13 @@ never have to re-check fields. Secret fields are left out of ``repr``.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Any
-from urllib.parse import urlsplit
 
 import attrs
 
 from robomail_plugin.errors import RecordInvalid
+from robomail_plugin.schema import url_problem
 
-#: Host names for which plain ``http://`` endpoints are accepted (development only).
-LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 MAX_NAME_LENGTH = 200
 
 #: Field names and the labels users know them by (used in messages).
@@ -33,21 +30,11 @@ FIELD_LABELS: dict[str, str] = {
 SECRET_FIELDS = ("client_secret", "refresh_token")
 #: The fields that are not secret, in declaration order (stored in clear, exported as they are).
 PUBLIC_FIELDS = tuple(name for name in FIELD_LABELS if name not in SECRET_FIELDS)
-ENDPOINT_FIELDS = ("authorization_endpoint", "token_endpoint", "device_endpoint")
 
 
 def _no_control_chars(label: str, value: str) -> None:
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise RecordInvalid(f"{label} must not contain control characters (line breaks, tabs).")
-
-
-def _is_loopback(host: str) -> bool:
-    if host in LOOPBACK_HOSTS:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_endpoint(label: str, url: str, *, required: bool = True) -> None:
@@ -57,20 +44,9 @@ def check_endpoint(label: str, url: str, *, required: bool = True) -> None:
             raise RecordInvalid(f"{label} is required (use Load Predefined Endpoints to fill it).")
         return
     _no_control_chars(label, url)
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if not host:
-        raise RecordInvalid(f"{label} {url!r} is not a URL: expected https://host/path.")
-    if parts.scheme == "https":
-        return
-    if parts.scheme == "http" and _is_loopback(host):
-        return
-    if parts.scheme == "http":
-        raise RecordInvalid(
-            f"{label} {url!r} uses plain http: only https:// is allowed "
-            "(http:// only for 127.0.0.1, localhost or ::1, for development)."
-        )
-    raise RecordInvalid(f"{label} {url!r} must start with https://.")
+    problem = url_problem(url)
+    if problem:
+        raise RecordInvalid(f"{label} {problem}")
 
 
 def check_record_name(name: str) -> None:
