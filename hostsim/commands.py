@@ -14,9 +14,9 @@ from typing import Any
 
 import click
 
-from hostsim.task import coerce
 from hostsim.terminal import ask_person
 from hostsim.variables import Masker
+from robomail_plugin.host_kit import coerce
 from robomail_plugin.schema import ActionFailed, EditorCommand, Param, ParamType
 
 

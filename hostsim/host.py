@@ -10,7 +10,7 @@ import pluggy
 
 from hostsim.plugins import make_plugin_manager
 from hostsim.registry import Registry
-from robomail_plugin.schema import HostServices
+from robomail_plugin.host_kit import configure
 
 # The runner and the task loader are loaded when a task runs: listing or describing actions
 # needs neither (keeps `hostsim actions` start-up light).
@@ -36,11 +36,7 @@ class Host:
         self.home = home
         self.interactive = interactive
         self.global_vars: dict[str, Any] = {}
-        pm.hook.robomail_configure.call_historic(
-            kwargs={
-                "host": HostServices(data_dir=home / "data", hook=pm.hook, interactive=interactive)
-            }
-        )
+        configure(pm, home / "data", interactive=interactive)
         self.registry = Registry.collect(pm)
 
     @classmethod

@@ -16,9 +16,10 @@ from typing import Any, TextIO
 
 import attrs
 
-from hostsim.task import Step, Task, TaskError, coerce, load_task_file
+from hostsim.task import Step, Task, TaskError, load_task_file
 from hostsim.terminal import ask_person
 from hostsim.variables import MASK, SECRET_NAME_RE, Masker, Variables, to_text
+from robomail_plugin.host_kit import bind_params
 from robomail_plugin.schema import ActionFailed, ActionSpec, Closable, ParamType
 
 LEVELS = ("debug", "info", "warning", "error")
@@ -363,31 +364,26 @@ class Runner:
         )
 
     def _bind(self, ctx: RunContext, step: Step) -> dict[str, Any]:
+        """Expands the step's variables, then binds them with the host kit (as any host would)."""
         spec: ActionSpec = step.action
-        bound: dict[str, Any] = {}
+        expanded: dict[str, Any] = {}
         for p in spec.params:
-            if p.name in step.params and step.params[p.name] is not None:
-                raw = step.params[p.name]
-                try:
-                    value = (
-                        ctx.variables.expand_deep(raw)
-                        if p.type in (ParamType.JSON, ParamType.LIST)
-                        else ctx.variables.expand(to_text(raw))
-                        if isinstance(raw, str)
-                        else raw
-                    )
-                    bound[p.name] = coerce(p, value)
-                except ValueError as exc:
-                    raise ActionFailed(
-                        f"parameter {p.name!r}: {exc}", code="invalid_parameter"
-                    ) from None
-            else:
-                default = p.default if p.has_default else None
-                bound[p.name] = list(default) if isinstance(default, list | tuple) else default
-            if p.required and bound[p.name] in (None, ""):
+            raw = step.params.get(p.name)
+            if raw is None:
+                continue
+            try:
+                if p.type in (ParamType.JSON, ParamType.LIST):
+                    expanded[p.name] = ctx.variables.expand_deep(raw)
+                else:
+                    expanded[p.name] = ctx.variables.expand(to_text(raw)) if isinstance(
+                        raw, str
+                    ) else raw
+            except ValueError as exc:
                 raise ActionFailed(
-                    f"parameter {p.name!r} is empty; it is required", code="invalid_parameter"
-                )
+                    f"parameter {p.name!r}: {exc}", code="invalid_parameter"
+                ) from None
+        bound = bind_params(spec.params, expanded)
+        for p in spec.params:
             if p.secret:
                 ctx.add_secret(to_text(bound[p.name]))
         return bound

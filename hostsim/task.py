@@ -7,7 +7,6 @@ that contain ``{variables}`` are checked again at run time, after expansion.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +15,9 @@ import yaml
 
 from hostsim.registry import Registry
 from hostsim.yamlsafe import describe_error, load_yaml
-from robomail_plugin.schema import ActionSpec, Param, ParamType
+from robomail_plugin.host_kit import coerce
+from robomail_plugin.schema import ActionSpec
 
-TRUE_WORDS = {"true", "yes", "1", "on"}
-FALSE_WORDS = {"false", "no", "0", "off", ""}
 TASK_KEYS = {"name", "variables", "on_error", "steps", "description"}
 STEP_KEYS = {"action", "params", "do", "comment"}
 MAX_TASK_BYTES = 1 << 20  # 1 MiB: a task file is a page of steps, not a data set
@@ -52,74 +50,6 @@ class Task:
 
 def has_reference(value: Any) -> bool:
     return isinstance(value, str) and "{" in value
-
-
-def coerce(param: Param, value: Any) -> Any:
-    """Turns a task value into the parameter's type; raises ValueError saying what is expected."""
-    kind = param.type
-    if value is None:
-        return None
-    if kind in (ParamType.STR, ParamType.PATH):
-        if isinstance(value, dict | list):
-            raise ValueError("expected text, got a list or mapping")
-        return (
-            value
-            if isinstance(value, str)
-            else str(value).lower()
-            if isinstance(value, bool)
-            else str(value)
-        )
-    if kind is ParamType.CHOICE:
-        text = str(value).strip().lower()
-        for choice in param.choices:
-            if choice.lower() == text:
-                return choice
-        raise ValueError(f"expected one of {', '.join(param.choices)}; got {value!r}")
-    if kind is ParamType.BOOL:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in TRUE_WORDS:
-            return True
-        if text in FALSE_WORDS:
-            return False
-        raise ValueError(f"expected true or false; got {value!r}")
-    if kind is ParamType.INT:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a whole number; got {value!r}")
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number; got {value!r}") from None
-    if kind is ParamType.FLOAT:
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected a number; got {value!r}") from None
-    if kind is ParamType.LIST:
-        if isinstance(value, list):
-            return [str(v) for v in value]
-        text = str(value).strip()
-        if text.startswith("["):
-            try:
-                loaded = json.loads(text)
-            except (ValueError, RecursionError):
-                loaded = None
-            if isinstance(loaded, list):
-                return [v if isinstance(v, str) else json.dumps(v) for v in loaded]
-        return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
-    if kind is ParamType.JSON:
-        if isinstance(value, str):
-            text = value.strip()
-            if text[:1] in ("[", "{"):
-                try:
-                    return json.loads(text)
-                except ValueError as exc:
-                    raise ValueError(f"expected JSON: {exc}") from None
-                except RecursionError:
-                    raise ValueError("expected JSON: it nests too deeply") from None
-        return value
-    raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - enum is closed
 
 
 class _Loader:

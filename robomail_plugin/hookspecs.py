@@ -8,6 +8,7 @@ from __future__ import annotations
 import pluggy
 
 from robomail_plugin.schema import (
+    AccessTokenInfo,
     ActionSpec,
     EditorSpec,
     HostServices,
@@ -27,8 +28,12 @@ def robomail_configure(host: HostServices) -> None:
 
     Historic: a plugin registered later is called with the same ``host``.
 
-    :param host: the data folder, the hook relay for calling other hooks, and whether a person is
-        at the terminal.
+    A host calls it with ``pm.hook.robomail_configure.call_historic(kwargs={"host": ...})``
+    before collecting registrations (``robomail_plugin.host_kit.configure`` does both), and
+    ``host.register_plugin`` must be the plugin manager's ``register``.
+
+    :param host: the data folder, the hook relay for calling other hooks, whether a person is
+        at the terminal, and how to register a per-host plugin object.
     :returns: nothing.
     """
 
@@ -74,11 +79,40 @@ def robomail_get_access_token(record_name: str) -> str | None:
 
 
 @hookspec(firstresult=True)
+def robomail_access_token(record_name: str) -> AccessTokenInfo | None:
+    """Return an access token with its expiry, refreshing it in hidden mode if needed.
+
+    Stops at the first non-None result. None means the answering plugins know no record of that
+    name; when no plugin implements this hook at all, ``host_kit.access_token`` raises
+    ``NoTokenProvider`` instead, so a caller can tell the two apart.
+
+    :param record_name: the Record Name of an OAuth parameter set.
+    :returns: an ``AccessTokenInfo`` (record_name, value, expires_at), or None.
+    :raises robomail_plugin.errors.TokenError: the provider refused (advice in the message).
+    :raises robomail_plugin.errors.TokenTemporaryError: the provider is down; try later.
+    """
+
+
+@hookspec
+def robomail_token_refused(record_name: str, token: str) -> None:
+    """Report that a server refused ``token``: the next request for the record refreshes.
+
+    A plugin that keeps tokens drops ``token`` if it is the one it holds for the record (a
+    newer one is kept). Call it after an authentication failure, then ask for a token again.
+
+    :param record_name: the Record Name the token was obtained for.
+    :param token: the refused access token (compared, never logged).
+    :returns: nothing.
+    """
+
+
+@hookspec(firstresult=True)
 def robomail_credential_store() -> object | None:
     """Replace the embedded credential store (a host or fleet plugin implements this).
 
     Stops at the first non-None result.
 
-    :returns: an object with the credential store interface of
-        ``robomail_plugin.credentials.store.CredentialStore``, or None to keep the default.
+    :returns: an object with the interface of ``robomail_plugin.store_contract.CredentialStore``
+        (its docstring lists the methods and the exceptions each may raise), or None to keep
+        the default. robomail checks it on first use and names any method it lacks.
     """

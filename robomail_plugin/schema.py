@@ -355,11 +355,28 @@ class Closable(Protocol):
 
 @attrs.frozen(kw_only=True)
 class HostServices:
-    """What a host gives its plugins at start (``robomail_configure``)."""
+    """What a host gives its plugins at start (``robomail_configure``).
+
+    ``register_plugin(obj, name)`` registers a plugin object with the host's plugin manager
+    (``pm.register``): robomail registers one object per host there, so two hosts in one
+    process keep their own state. ``robomail_plugin.host_kit.configure`` fills all of it.
+    """
 
     data_dir: Path
     hook: Any = attrs.field(repr=False)  # the plugin manager's hook relay, called with keywords
     interactive: bool = False
+    register_plugin: Callable[[object, str], Any] | None = attrs.field(
+        default=None, repr=False, eq=False
+    )
+
+
+@attrs.frozen(kw_only=True)
+class AccessTokenInfo:
+    """An access token for another plugin (``robomail_access_token``): never log ``value``."""
+
+    record_name: str
+    value: str = attrs.field(repr=False)
+    expires_at: float  # seconds since the epoch
 
 
 class HostContext(Protocol):

@@ -17,8 +17,8 @@ from robomail_plugin.errors import InvalidParameter
 from robomail_plugin.schema import HostServices, ProviderPreset
 
 if TYPE_CHECKING:
-    from robomail_plugin.credentials.store import CredentialStore
     from robomail_plugin.credentials.tokens import TokenService
+    from robomail_plugin.store_contract import CredentialStore
 
 HOME_ENV = "ROBOMAIL_HOME"
 
@@ -28,23 +28,15 @@ def default_home() -> Path:
 
 
 class Services:
-    """Configured once by the host (``robomail_configure``); actions hold a reference to it."""
+    """One host's services (``robomail_configure`` makes them); actions hold a reference."""
 
-    def __init__(self) -> None:
-        self.host: HostServices | None = None
+    def __init__(self, host: HostServices | None = None) -> None:
+        self.host = host
         self._store: Any = None
         self._store_home: Path | None = None
         self._tokens: TokenService | None = None
         self._tokens_home: Path | None = None
         self._lock = threading.RLock()
-
-    def configure(self, host: HostServices) -> None:
-        with self._lock:
-            self.host = host
-            self._store = None
-            self._store_home = None
-            self._tokens = None
-            self._tokens_home = None
 
     @property
     def home(self) -> Path:
@@ -62,9 +54,7 @@ class Services:
         with self._lock:
             home = self.home
             if self._store is None or (self._store_home is not None and self._store_home != home):
-                replacement = None
-                if self.host is not None:
-                    replacement = self.host.hook.robomail_credential_store()
+                replacement = self._plugin_store()
                 if replacement is not None:
                     self._store, self._store_home = replacement, None
                 else:
@@ -73,6 +63,27 @@ class Services:
 
                     self._store, self._store_home = SQLiteCredentialStore(home), home
             return self._store
+
+    def _plugin_store(self) -> Any:
+        """A plugin's store, checked and wrapped so its failures are clean errors; or None."""
+        if self.host is None:
+            return None
+        caller = self.host.hook.robomail_credential_store
+        for impl in reversed(caller.get_hookimpls()):  # pluggy's call order: last registered first
+            store = impl.function()
+            if store is not None:
+                from robomail_plugin.store_contract import PluginStore
+
+                name = impl.plugin_name  # pluggy names unnamed plugins by id(): say the class
+                if name.isdigit():
+                    name = type(impl.plugin).__name__
+                return PluginStore.checked(store, name)
+        return None
+
+    @property
+    def store_description(self) -> str:
+        """Which credential store is in use, for people (``oauth list``, ``hostsim plugins``)."""
+        return str(getattr(self.store, "description", type(self.store).__name__))
 
     @property
     def tokens(self) -> TokenService:

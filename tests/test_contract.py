@@ -273,6 +273,15 @@ def test_hook_robomail_credential_store_replaces_the_embedded_store(robomail_hom
         def add(self, record):
             self.records[record.record_name] = record
 
+        def update(self, record):
+            self.records[record.record_name] = record
+
+        def delete(self, name):
+            del self.records[name]
+
+        def rename(self, old, new):
+            self.records[new] = self.records.pop(old)
+
     memory = MemoryStore()
 
     class FleetPlugin:

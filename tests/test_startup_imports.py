@@ -17,6 +17,7 @@ import sys
 
 from robomail_plugin.lazy import LazyRun
 from robomail_plugin.plugin import RobomailPlugin
+from robomail_plugin.services import Services
 
 #: Libraries only running an action or an editor command needs.
 LAZY = (
@@ -132,7 +133,7 @@ def test_an_action_imports_and_runs_its_implementation_on_first_use() -> None:
 
 def test_every_lazy_run_names_a_function_that_takes_its_arguments() -> None:
     """A misspelt module or function name would only fail when the action first runs."""
-    plugin = RobomailPlugin()
+    plugin = RobomailPlugin(Services())
     runs = [(a.id, a.run) for a in plugin.robomail_register_actions()]
     runs += [
         (f"{e.record_type}.{c.id}", c.run)

@@ -124,8 +124,11 @@ class OAuthEditor:
 
     def list(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
         checked = read_checked(self.services.store)
+        where = f"Store: {self.services.store_description}"
         if not checked:
-            return CommandResult(message="No OAuth records yet (hostsim oauth add).", data=[])
+            return CommandResult(
+                message=f"No OAuth records yet (hostsim oauth add).\n{where}", data=[]
+            )
         lines = []
         for item in checked:
             r = item.record
@@ -134,6 +137,7 @@ class OAuthEditor:
                 f"refresh token: {'set' if r.refresh_token else 'missing'}"
             )
             lines.extend(f"  DAMAGED: {problem}" for problem in item.damage.values())
+        lines.append(where)
         return CommandResult(message="\n".join(lines), data=[_shown(c) for c in checked])
 
     def show(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:

@@ -15,7 +15,6 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Protocol, runtime_checkable
 
 import attrs
 
@@ -28,6 +27,7 @@ from robomail_plugin.credentials.records import (
     OAuthRecord,
 )
 from robomail_plugin.errors import RecordExists, RecordInvalid, RecordNotFound, StoreError
+from robomail_plugin.store_contract import CredentialStore
 
 DB_FILE = "credentials.sqlite3"
 SCHEMA_VERSION = "1"
@@ -50,32 +50,6 @@ _UPDATE = (
     + ", ".join(f"{c} = ?" for c in (*_COLUMNS[1:], "updated_at"))
     + " WHERE record_name = ?"
 )
-
-
-@runtime_checkable
-class CredentialStore(Protocol):
-    """What robomail needs from a store; a host may supply its own (robomail_credential_store).
-
-    Optional extras the embedded store has and robomail uses when present (``change_record``,
-    ``read_checked`` and ``import_records`` fall back to the methods above without them):
-    ``change`` (replace some fields, atomically), ``set_refresh_token`` (replace one field,
-    atomically), ``apply`` (several adds and changes in one transaction) and ``read_checked``
-    (records with a damaged secret reported instead of raised).
-    """
-
-    def get(self, name: str) -> OAuthRecord: ...
-
-    def list(self) -> list[OAuthRecord]: ...
-
-    def add(self, record: OAuthRecord) -> None: ...
-
-    def update(self, record: OAuthRecord) -> None: ...
-
-    def delete(self, name: str) -> None: ...
-
-    def rename(self, old: str, new: str) -> None: ...
-
-    def rotate_key(self, new_key: bytes | None = None) -> str: ...
 
 
 @attrs.frozen
@@ -164,6 +138,10 @@ class SQLiteCredentialStore:
 
     def __repr__(self) -> str:
         return f"SQLiteCredentialStore(path={str(self.path)!r})"
+
+    @property
+    def description(self) -> str:
+        return f"robomail's embedded store {self.path}"
 
     # --- plumbing ---------------------------------------------------------------------------
 

@@ -742,6 +742,12 @@ class TokenService:
         else:
             self._cache.pop(record_name, None)
 
+    def forget_refused(self, record_name: str, value: str) -> None:
+        """A server refused ``value``: drop it if it is still the cached token of the record."""
+        token = self._cache.get(record_name)
+        if token is not None and token.value == value:
+            self._cache.pop(record_name, None)
+
     def _save_rotated(self, record: OAuthRecord, refresh_token: str) -> None:
         store = self._store()
         try:

@@ -257,6 +257,14 @@ class _Rejected(Exception):
         self.challenge = challenge
 
 
+def _oauth_account(settings: ConnectionSettings, services: Any, account: str | None) -> str | None:
+    """Reads the OAuth record before connecting, so a wrong Record Name or an unusable store is
+    reported as such, not as a connection or login failure."""
+    if settings.auth != "oauth" or account is not None:
+        return account
+    return str(services.store.get(settings.oauth_record).client_account)
+
+
 def _oauth_login(
     settings: ConnectionSettings,
     services: Any,
@@ -327,6 +335,7 @@ def open_imap_as(
     from imapclient import IMAPClient
     from imapclient import exceptions as imap_exc
 
+    account = _oauth_account(settings, services, None)
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         client = IMAPClient(
@@ -351,7 +360,7 @@ def open_imap_as(
             except (OSError, imap_exc.IMAPClientError) as exc:
                 raise _connect_error(settings, exc) from None
             _no_delay(client.socket())
-        account = _imap_login(client, settings, services, add_secret)
+        account = _imap_login(client, settings, services, add_secret, account)
     except BaseException:
         _imap_drop(client)
         raise
@@ -364,7 +373,11 @@ def _imap_drop(client: IMAPClient) -> None:
 
 
 def _imap_login(
-    client: IMAPClient, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+    client: IMAPClient,
+    settings: ConnectionSettings,
+    services: Any,
+    add_secret: SecretFn | None,
+    account: str | None,
 ) -> str:
     """Logs in; returns the account (the user name, or the OAuth record's Client Account)."""
     from imapclient import exceptions as imap_exc
@@ -397,7 +410,7 @@ def _imap_login(
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 
-    return _oauth_login(settings, services, attempt, add_secret)
+    return _oauth_login(settings, services, attempt, add_secret, account)
 
 
 # --- POP3 ----------------------------------------------------------------------------------------
@@ -476,6 +489,7 @@ def open_pop3(
 
     # poplib refuses lines longer than 2 KB; real mail (unwrapped HTML) has longer ones.
     poplib._MAXLINE = max(poplib._MAXLINE, 8 * 1024 * 1024)  # type: ignore[attr-defined]
+    account = _oauth_account(settings, services, None)
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         if settings.security == "ssl":
@@ -502,7 +516,7 @@ def open_pop3(
                 pop.stls(context=ctx)
             except (OSError, poplib.error_proto) as exc:
                 raise _connect_error(settings, exc) from None
-        _pop3_login(pop, settings, services, add_secret)
+        _pop3_login(pop, settings, services, add_secret, account)
     except BaseException:
         with contextlib.suppress(Exception):
             pop.close()
@@ -511,7 +525,11 @@ def open_pop3(
 
 
 def _pop3_login(
-    pop: poplib.POP3, settings: ConnectionSettings, services: Any, add_secret: SecretFn | None
+    pop: poplib.POP3,
+    settings: ConnectionSettings,
+    services: Any,
+    add_secret: SecretFn | None,
+    account: str | None,
 ) -> None:
     import poplib
 
@@ -557,7 +575,7 @@ def _pop3_login(
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 
-    _oauth_login(settings, services, attempt, add_secret)
+    _oauth_login(settings, services, attempt, add_secret, account)
 
 
 # --- SMTP ----------------------------------------------------------------------------------------
@@ -578,6 +596,7 @@ def open_smtp(
     """
     import smtplib
 
+    account = _oauth_account(settings, services, account)
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
         if settings.security == "ssl":

@@ -1,0 +1,227 @@
+"""What a host needs besides the hook specs: configure robomail, bind task parameters to an
+ActionSpec, run actions with a small context, and get access tokens for other plugins.
+
+hostsim uses these itself; a host built on pluggy alone needs nothing else (see the README's
+"A host in twenty lines"). Imports no mail, crypto or HTTP library.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from robomail_plugin.errors import InvalidParameter, RecordNotFound
+from robomail_plugin.schema import AccessTokenInfo, Closable, HostServices, Param, ParamType
+
+TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
+FALSE_WORDS = frozenset({"false", "no", "0", "off", ""})
+
+
+class NoTokenProvider(LookupError):
+    """No loaded plugin answers ``robomail_access_token`` (robomail is not installed or blocked)."""
+
+
+def configure(pm: pluggy.PluginManager, data_dir: str | Path, *, interactive: bool = False) -> None:
+    """Gives every plugin (and every plugin registered later) the host's services, once."""
+    services = HostServices(
+        data_dir=Path(data_dir),
+        hook=pm.hook,
+        interactive=interactive,
+        register_plugin=lambda plugin, name: pm.register(plugin, name=name),
+    )
+    pm.hook.robomail_configure.call_historic(kwargs={"host": services})
+
+
+def coerce(param: Param, value: Any) -> Any:
+    """Turns a task value into the parameter's type; raises ValueError saying what is expected."""
+    kind = param.type
+    if value is None:
+        return None
+    if kind in (ParamType.STR, ParamType.PATH):
+        if isinstance(value, dict | list):
+            raise ValueError("expected text, got a list or mapping")
+        if isinstance(value, bool):
+            return str(value).lower()
+        return value if isinstance(value, str) else str(value)
+    if kind is ParamType.CHOICE:
+        text = str(value).strip().lower()
+        for choice in param.choices:
+            if choice.lower() == text:
+                return choice
+        raise ValueError(f"expected one of {', '.join(param.choices)}; got {value!r}")
+    if kind is ParamType.BOOL:
+        return _to_bool(value)
+    if kind is ParamType.INT:
+        if isinstance(value, bool):
+            raise ValueError(f"expected a whole number; got {value!r}")
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number; got {value!r}") from None
+    if kind is ParamType.FLOAT:
+        try:
+            return float(str(value).strip())
+        except ValueError:
+            raise ValueError(f"expected a number; got {value!r}") from None
+    if kind is ParamType.LIST:
+        return _to_list(value)
+    if kind is ParamType.JSON:
+        return _to_json(value)
+    raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - enum is closed
+
+
+def _to_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE_WORDS:
+        return True
+    if text in FALSE_WORDS:
+        return False
+    raise ValueError(f"expected true or false; got {value!r}")
+
+
+def _to_list(value: Any) -> list[str]:
+    """A YAML list, a JSON list in text, or text split on ',' or ';'."""
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    text = str(value).strip()
+    if text.startswith("["):
+        try:
+            loaded = json.loads(text)
+        except (ValueError, RecursionError):
+            loaded = None
+        if isinstance(loaded, list):
+            return [v if isinstance(v, str) else json.dumps(v) for v in loaded]
+    return [part.strip() for part in text.replace(";", ",").split(",") if part.strip()]
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in ("[", "{"):
+            try:
+                return json.loads(text)
+            except ValueError as exc:
+                raise ValueError(f"expected JSON: {exc}") from None
+            except RecursionError:
+                raise ValueError("expected JSON: it nests too deeply") from None
+    return value
+
+
+def bind_params(params: Sequence[Param], raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared parameter, from raw values (or their aliases): coerced, defaults filled,
+    required ones checked. What ``ActionSpec.run`` and ``EditorCommand.run`` expect.
+
+    Raises ``InvalidParameter`` naming the parameter (an unknown one included).
+    """
+    names = {p.name: p for p in params}
+    for p in params:
+        names.update({alias: p for alias in p.aliases})
+    given: dict[str, Any] = {}
+    for key, value in raw.items():
+        param = names.get(key)
+        if param is None:
+            known = ", ".join(p.name for p in params) or "none"
+            raise InvalidParameter(f"unknown parameter {key!r}; the parameters are: {known}")
+        given[param.name] = value
+    bound: dict[str, Any] = {}
+    for p in params:
+        value = given.get(p.name)
+        if value is None:
+            default = p.default if p.has_default else None
+            bound[p.name] = list(default) if isinstance(default, list | tuple) else default
+        else:
+            try:
+                bound[p.name] = coerce(p, value)
+            except ValueError as exc:
+                raise InvalidParameter(f"parameter {p.name!r}: {exc}") from None
+        if p.required and bound[p.name] in (None, ""):
+            raise InvalidParameter(f"parameter {p.name!r} is required ({p.help})")
+    return bound
+
+
+def access_token(hook: Any, record_name: str) -> AccessTokenInfo:
+    """An access token for ``record_name`` from whichever plugin knows the record.
+
+    Raises ``NoTokenProvider`` when no plugin offers tokens, ``RecordNotFound`` when none knows
+    the record, and robomail's ``TokenError``/``TokenTemporaryError`` when the provider refuses.
+    After a server refuses the token, call ``hook.robomail_token_refused(record_name=...,
+    token=...)`` and ask again: the next answer is a fresh token.
+    """
+    if not hook.robomail_access_token.get_hookimpls():
+        raise NoTokenProvider(
+            "No plugin offers access tokens: install robomail (or unblock it) in this host."
+        )
+    info = hook.robomail_access_token(record_name=record_name)
+    if info is None:
+        raise RecordNotFound(f"No OAuth record is named {record_name!r}.")
+    return info
+
+
+class BasicActionContext:
+    """The smallest ``schema.ActionContext``: variables, named connections and task state in
+    memory, log lines to a list (secrets masked). A host may use it as is or subclass it."""
+
+    interactive = False
+    task_name = "task"
+
+    def __init__(self, variables: Mapping[str, Any] | None = None) -> None:
+        self.variables: dict[str, Any] = dict(variables or {})
+        self.lines: list[str] = []
+        self._secrets: set[str] = set()
+        self._connections: dict[str, tuple[str, Closable]] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+
+    def log(self, message: str, level: str = "info") -> None:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        self.lines.append(message if level == "info" else f"{level.upper()}: {message}")
+
+    def add_secret(self, value: str) -> None:
+        if value:
+            self._secrets.add(value)
+
+    def prompt(self, text: str, *, secret: bool = False) -> str:
+        raise InvalidParameter(f"{text}: nobody is here to answer; give it as a parameter.")
+
+    def cancelled(self) -> bool:
+        return False
+
+    def get_variable(self, name: str, default: Any = None) -> Any:
+        return self.variables.get(name, default)
+
+    def set_variable(self, name: str, value: Any, scope: str = "local") -> None:
+        self.variables[name] = json.dumps(value) if isinstance(value, dict | list) else value
+
+    def open_connection(self, name: str, kind: str, session: Closable) -> None:
+        if name in self._connections:
+            raise InvalidParameter(f"a connection named {name!r} is open already")
+        self._connections[name] = (kind, session)
+
+    def connection(self, name: str, kind: str) -> Any:
+        held = self._connections.get(name)
+        if held is None or held[0] != kind:
+            raise InvalidParameter(f"no {kind} connection named {name!r} is open")
+        return held[1]
+
+    def close_connection(self, name: str, kind: str) -> Any:
+        session = self.connection(name, kind)
+        del self._connections[name]
+        return session
+
+    def close_all(self) -> None:
+        """Closes what the task left open (a host calls this when a task ends)."""
+        while self._connections:
+            _, (_, session) = self._connections.popitem()
+            session.close()
+
+    def load_state(self, key: str) -> dict[str, Any]:
+        return dict(self._state.get(key, {}))
+
+    def save_state(self, key: str, value: dict[str, Any]) -> None:
+        self._state[key] = dict(value)
