@@ -233,12 +233,24 @@ def fake_provider(port: int) -> None:
 
 
 @main.command()
-def sandbox() -> None:
-    """Start a private Dovecot and fake OAuth provider, print how to connect, wait for Ctrl-C."""
+@click.option(
+    "--record",
+    default="sandbox",
+    show_default=True,
+    help="name of the OAuth record made in your credential store while the sandbox runs",
+)
+@click.option("--no-record", is_flag=True, help="make no OAuth record and no sample mail")
+def sandbox(record: str, no_record: bool) -> None:
+    """Start a private Dovecot and fake OAuth provider, print how to connect, wait for Ctrl-C.
+
+    It also makes an OAuth record (with its refresh token) and sample mail, and prints the
+    `hostsim run` command that tries an example task on them. Ctrl-C or SIGTERM removes the
+    sandbox's folder and the record.
+    """
     from hostsim.sandbox import SandboxError, serve_forever
 
     try:
-        serve_forever()
+        serve_forever(record=None if no_record else record)
     except SandboxError as exc:  # says what to do; a traceback would only bury it
         raise click.ClickException(str(exc)) from None
 

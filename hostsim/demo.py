@@ -29,10 +29,22 @@ RECORD = "Demo Mail"
 USER = "alice@example.test"
 
 
-def command_params(command: EditorCommand, **given: Any) -> dict[str, Any]:
-    """Every declared parameter, defaults filled, as a host passes them."""
-    params = {p.name: (p.default if p.has_default else None) for p in command.params}
-    params.update(given)
+def command_params(
+    command: EditorCommand, record: str | None = None, **given: Any
+) -> dict[str, Any]:
+    """Every declared parameter, defaults filled, as a host passes them.
+
+    A value counts under a parameter's name or one of its aliases (older option names), and
+    ``record`` goes to the first positional parameter (the Record Name), so the demo and the
+    sandbox keep working when the editor renames its parameters.
+    """
+    params: dict[str, Any] = {}
+    for p in command.params:
+        names = (p.name, *getattr(p, "aliases", ()))
+        default = p.default if p.has_default else None
+        params[p.name] = next((given[n] for n in names if n in given), default)
+    if record is not None:
+        params[next(p.name for p in command.params if p.positional)] = record
     return params
 
 
@@ -102,7 +114,7 @@ def run_demo(*, keep_files: bool = False) -> int:
                     ctx,
                     command_params(
                         add,
-                        name=RECORD,
+                        RECORD,
                         account=USER,
                         client_id=client_id,
                         client_secret=client_secret,
@@ -114,10 +126,10 @@ def run_demo(*, keep_files: bool = False) -> int:
             )
             get_token = editor.command("get_refresh_token")
             click.echo(
-                get_token.run(ctx, command_params(get_token, name=RECORD, timeout=30)).message
+                get_token.run(ctx, command_params(get_token, RECORD, timeout=30)).message
             )
             test = editor.command("test")
-            click.echo(test.run(ctx, command_params(test, name=RECORD)).message)
+            click.echo(test.run(ctx, command_params(test, RECORD)).message)
 
             box.seed(
                 USER,

@@ -497,30 +497,42 @@ def serve_forever(
     client_secret: str | None = None,
     public_client_id: str = "demo-public-client",
 ) -> None:
-    """Run a provider in the foreground for manual work (``hostsim fake-provider``) until Ctrl-C."""
+    """Run a provider in the foreground (``hostsim fake-provider``) until Ctrl-C, SIGTERM or
+    SIGHUP; every clean stop removes the folder that holds the client secret."""
+    import shutil
+
+    from hostsim.sandbox import StopSignals, write_secrets_file
+
     secret = client_secret or secrets.token_urlsafe(18)
     provider = FakeProvider(port=port)
     provider.register_client(client_id, secret)
     provider.register_client(public_client_id, None)
-    provider.start()
-    try:
-        print(f"Fake OAuth provider at {provider.base_url}")
-        print(f"  authorize:     {provider.authorize_url}")
-        print(f"  token:         {provider.token_url}")
-        print(f"  device:        {provider.device_url}")
-        print(f"  introspection: {provider.introspect_url}")
-        from hostsim.sandbox import write_secrets_file
-
-        folder = Path(tempfile.mkdtemp(prefix="rm-provider-"))
-        secrets_file = write_secrets_file(
-            folder / "credentials.json", {"clients": {client_id: secret}}
-        )
-        print(f"  confidential client: client_id={client_id} (secret in {secrets_file}, mode 0600)")
-        print(f"  public client:       client_id={public_client_id} (no secret)")
-        print(f"  signs in as: {provider.consent_user} (consent is automatic)")
-        print("Press Ctrl-C to stop.", flush=True)
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        provider.stop()
+    folder: Path | None = None
+    with StopSignals() as stop:
+        try:
+            provider.start()
+            folder = Path(tempfile.mkdtemp(prefix="rm-provider-"))
+            secrets_file = write_secrets_file(
+                folder / "credentials.json", {"clients": {client_id: secret}}
+            )
+            print(f"Fake OAuth provider at {provider.base_url}")
+            print(f"  authorize:     {provider.authorize_url}")
+            print(f"  token:         {provider.token_url}")
+            print(f"  device:        {provider.device_url}")
+            print(f"  introspection: {provider.introspect_url}")
+            print(
+                f"  confidential client: client_id={client_id} (secret in {secrets_file}, "
+                "mode 0600)"
+            )
+            print(f"  public client:       client_id={public_client_id} (no secret)")
+            print(f"  signs in as: {provider.consent_user} (consent is automatic)")
+            print("Press Ctrl-C to stop.", flush=True)
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.stopping()
+            provider.stop()
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+                print(f"Fake provider stopped: removed {folder}.", flush=True)

@@ -21,6 +21,7 @@ import os
 import pwd
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import smtplib
@@ -30,8 +31,12 @@ import subprocess
 import tempfile
 import threading
 import time
+import webbrowser
+from collections.abc import Iterator
+from email.message import EmailMessage
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -650,36 +655,355 @@ def write_secrets_file(path: Path, secrets_by_kind: dict[str, dict[str, str]]) -
     return path
 
 
-def serve_forever(users: dict[str, str] | None = None) -> None:
-    """Run a fake provider and a sandbox in the foreground (``hostsim sandbox``) until Ctrl-C."""
+class StopSignals:
+    """Ctrl-C, SIGTERM (kill, service managers) and SIGHUP (terminal closed) all stop a foreground
+    server the same clean way, so its folders and records go with it and it exits 0.
+
+    While it starts, a signal raises KeyboardInterrupt (the start undoes itself); once it waits,
+    a signal only ends ``wait()``; once it stops, signals are ignored so cleaning up finishes.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._interruptible = True
+        self._saved: dict[int, object] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            for sig in self.SIGNALS:
+                self._saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, old in self._saved.items():
+            signal.signal(sig, old)  # type: ignore[arg-type]
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self._interruptible:
+            raise KeyboardInterrupt
+        self._stop.set()
+
+    def wait(self) -> None:
+        """Until a stop signal arrives."""
+        self._interruptible = False
+        self._stop.wait()
+
+    def stopping(self) -> None:
+        """From now on signals do not interrupt (cleaning up must finish)."""
+        self._interruptible = False
+        self._stop.set()
+
+
+SANDBOX_RECORD = "sandbox"
+SANDBOX_CLIENT = "demo-client"
+EXAMPLE_TASK = Path(__file__).resolve().parent.parent / "examples" / "imap-mail-loop.yaml"
+SAMPLE_MAIL = (
+    ("Invoice 2026-114", "billing@shop.example", "Amount due: 42.00 EUR"),
+    ("Spring offers", "newsletter@shop.example", "Twenty percent off everything."),
+    ("Team lunch on Friday", "bob@example.test", "Pizza at noon?"),
+)
+_SANDBOX_TOKEN_URL = re.compile(r"http://127\.0\.0\.1:\d+/token")
+
+
+class _AutoConsentBrowser(webbrowser.BaseBrowser):
+    """Get Refresh Token's browser: follows the sign-in in a thread, as a person's browser would
+    (the fake provider consents at once), and keeps any error for the message."""
+
+    def __init__(self) -> None:
+        super().__init__("hostsim-sandbox-browser")
+        self.error: str | None = None
+
+    def open(self, url: str, new: int = 0, autoraise: bool = True) -> bool:
+        threading.Thread(target=self._follow, args=(url,), daemon=True).start()
+        return True
+
+    def _follow(self, url: str) -> None:
+        from hostsim.fakebrowser import FakeBrowserError, follow
+
+        try:
+            follow(url)
+        except FakeBrowserError as exc:
+            self.error = str(exc)
+
+
+@contextlib.contextmanager
+def _auto_consent_browser() -> Iterator[_AutoConsentBrowser]:
+    browser = _AutoConsentBrowser()
+    webbrowser.register(browser.name, None, browser, preferred=True)
+    try:
+        yield browser
+    finally:
+        webbrowser._browsers.pop(browser.name, None)  # type: ignore[attr-defined]
+        webbrowser._tryorder = None  # type: ignore[attr-defined]  # BROWSER etc. read anew
+
+
+def _quiet_context() -> Any:
+    """An editor-command context that keeps progress lines (the sign-in URL) for an error message
+    instead of printing them."""
+    from hostsim.commands import CommandContext
+
+    class QuietContext(CommandContext):
+        lines: list[str]
+
+        def log(self, message: str, level: str = "info") -> None:
+            self.lines.append(self.masker.mask(message))
+
+    ctx = QuietContext(interactive=False)
+    ctx.lines = []
+    return ctx
+
+
+def _answers(url: str) -> bool:
+    """Whether something listens at the URL's host and port (a sandbox still running)."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+class SandboxRecord:
+    """The OAuth record ``hostsim sandbox`` keeps in the user's credential store while it runs.
+
+    It is made through the OAuth editor's own commands (add, then Get Refresh Token with a browser
+    that signs in by itself), so the client secret and the tokens stay in the encrypted store and
+    never reach the terminal. ``remove()`` deletes it: its endpoints die with the fake provider.
+    A record of that name left by a sandbox that was killed is replaced; any other is kept.
+    """
+
+    def __init__(self, name: str, provider: FakeProvider, client_secret: str) -> None:
+        from hostsim.host import Host
+        from hostsim.registry import RegistrationError
+
+        self.name = name
+        self.provider = provider
+        self.client_secret = client_secret
+        self.created = False
+        self.replaced_stale = False
+        try:
+            editor = Host.load().registry.editors.get("oauth")
+        except RegistrationError as exc:
+            raise SandboxError(f"a plugin could not be loaded: {exc}") from None
+        if editor is None:
+            raise SandboxError(
+                "robomail's OAuth editor is not loaded (is robomail installed and not blocked?). "
+                "Start with --no-record to run the servers without a record."
+            )
+        self._editor = editor
+        self._ctx = _quiet_context()
+        self._ctx.add_secret(client_secret)
+
+    def _run(self, command_id: str, **given: Any) -> Any:
+        from hostsim.demo import command_params
+
+        command = self._editor.command(command_id)
+        return command.run(self._ctx, command_params(command, self.name, **given))
+
+    def make_room(self) -> None:
+        """Before anything starts: delete a record of that name a killed sandbox left, or say
+        why the name cannot be used (SandboxError)."""
+        from robomail_plugin.schema import ActionFailed
+
+        try:
+            self._replace_stale()
+        except ActionFailed as exc:
+            raise SandboxError(self._failed(str(exc))) from None
+
+    def create(self) -> None:
+        """Add the record and get its refresh token; SandboxError says what went wrong."""
+        from robomail_plugin.schema import ActionFailed
+
+        try:
+            self._run(
+                "add",
+                account=self.provider.consent_user,
+                client_id=SANDBOX_CLIENT,
+                client_secret=self.client_secret,
+                auth_endpoint=self.provider.authorize_url,
+                token_endpoint=self.provider.token_url,
+                scope="mail offline_access",
+            )
+            self.created = True
+            with _auto_consent_browser() as browser:
+                try:
+                    self._run("get_refresh_token", timeout=30)
+                except ActionFailed as exc:
+                    why = f" The sign-in page said: {browser.error}" if browser.error else ""
+                    raise SandboxError(self._failed(str(exc) + why)) from None
+        except ActionFailed as exc:
+            raise SandboxError(self._failed(str(exc))) from None
+
+    def _failed(self, why: str) -> str:
+        return (
+            f"The OAuth record {self.name!r} could not be set up: {self._ctx.masker.mask(why)}\n"
+            "Start with --no-record to run the servers without it."
+        )
+
+    def _replace_stale(self) -> None:
+        from robomail_plugin.errors import RecordNotFound
+
+        try:
+            shown = self._run("show").data
+        except RecordNotFound:
+            return
+        endpoint = str(shown.get("token_endpoint", ""))
+        if shown.get("client_id") != SANDBOX_CLIENT or not _SANDBOX_TOKEN_URL.fullmatch(endpoint):
+            raise SandboxError(
+                f"Your credential store has an OAuth record named {self.name!r} that no sandbox "
+                "made; it is left as it is. Give the sandbox's record another name: "
+                "hostsim sandbox --record NAME (or start with --no-record)."
+            )
+        if _answers(endpoint):
+            raise SandboxError(
+                f"Another hostsim sandbox is running with the OAuth record {self.name!r}. Give "
+                "this one another name: hostsim sandbox --record NAME."
+            )
+        self._run("delete")  # a sandbox that was killed left it; its provider is gone
+        self.replaced_stale = True
+
+    def remove(self) -> bool:
+        """Delete the record if it is still this sandbox's; whether it did."""
+        from robomail_plugin.schema import ActionFailed
+
+        if not self.created:
+            return False
+        try:
+            if self._run("show").data.get("token_endpoint") != self.provider.token_url:
+                return False  # replaced by someone else since: not ours to delete
+            self._run("delete")
+        except ActionFailed:
+            return False
+        self.created = False
+        return True
+
+
+def _sample_mail(to: str) -> list[bytes]:
+    out = []
+    for subject, sender, body in SAMPLE_MAIL:
+        msg = EmailMessage()
+        msg["From"], msg["To"], msg["Subject"] = sender, to, subject
+        msg["Message-ID"] = f"<{secrets.token_hex(8)}@sandbox.test>"
+        msg.set_content(body)
+        out.append(bytes(msg))
+    return out
+
+
+def _example_path() -> str:
+    """The example task as the user can type it: relative when under the current folder."""
+    if not EXAMPLE_TASK.exists():
+        return "examples/" + EXAMPLE_TASK.name
+    try:
+        return str(EXAMPLE_TASK.relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(EXAMPLE_TASK)
+
+
+def try_it_command(box: Sandbox, record: str) -> str:
+    """The one command that runs the IMAP example against the sandbox with the record."""
+    words = [
+        "hostsim", "run", _example_path(),
+        "--var", f"Server={box.host}",
+        "--var", f"Port={box.ports['imaps']}",
+        "--var", f"CaFile={box.ca_file}",
+        "--var", f"Record={record}",
+    ]
+    return " ".join(shlex.quote(w) for w in words)
+
+
+def write_task_vars(box: Sandbox, record: str, user: str) -> Path:
+    """vars.json in the sandbox folder: what a task needs to reach the sandbox (no secrets)."""
+    assert box.base is not None
+    path = box.base / "vars.json"
+    values = {
+        "Server": box.host,
+        "Port": box.ports["imaps"],
+        "ImapPort": box.ports["imaps"],
+        "Pop3Port": box.ports["pop3s"],
+        "SmtpPort": box.ports["submission"],
+        "CaFile": str(box.ca_file),
+        "Record": record,
+        "User": user,
+    }
+    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def serve_forever(
+    users: dict[str, str] | None = None, *, record: str | None = SANDBOX_RECORD
+) -> None:
+    """Run a fake provider and a sandbox in the foreground (``hostsim sandbox``) until Ctrl-C,
+    SIGTERM or SIGHUP; with ``record``, also an OAuth record and sample mail to try a task on.
+
+    Every clean stop removes the sandbox folder (credentials, TLS keys, mail) and the record.
+    """
     from hostsim.fakeprovider import FakeProvider
 
+    find_dovecot()  # a missing Dovecot is the only thing said
     provider = FakeProvider()
     client_secret = secrets.token_urlsafe(18)
-    provider.register_client("demo-client", client_secret)
+    provider.register_client(SANDBOX_CLIENT, client_secret)
     provider.register_client("demo-public-client", None)
-    provider.start()
-    try:
-        with Sandbox(provider, users=users) as box:
-            print(f"Mail sandbox on {box.host} (folder {box.base})")
+    box: Sandbox | None = None
+    made: SandboxRecord | None = None
+    folder: Path | None = None
+    with StopSignals() as stop:
+        try:
+            provider.start()
+            if record:
+                made = SandboxRecord(record, provider, client_secret)
+                made.make_room()
+            box = Sandbox(provider, users=users)  # after start: it needs the provider's URL
+            box.start()
+            folder = box.base
+            assert folder is not None
+            print(f"Mail sandbox on {box.host} (folder {folder})")
             for name, what in PORT_HELP.items():
                 print(f"  {name:<12} {box.ports[name]:<10} {what}")
             print(f"  CA file      {box.ca_file}")
-            assert box.base is not None
             secrets_file = write_secrets_file(
-                box.base / "credentials.json",
-                {"users": dict(box.users), "clients": {"demo-client": client_secret}},
+                folder / "credentials.json",
+                {"users": dict(box.users), "clients": {SANDBOX_CLIENT: client_secret}},
             )
             print("Users (password logins): " + ", ".join(box.users))
             print(f"Fake OAuth provider at {provider.base_url}")
             print(f"  authorize {provider.authorize_url}")
             print(f"  token     {provider.token_url}")
-            print("  client_id demo-client (confidential), demo-public-client (public)")
+            print(f"  client_id {SANDBOX_CLIENT} (confidential), demo-public-client (public)")
             print(f"Passwords and the client secret: {secrets_file} (mode 0600; never printed)")
             print(f"  signs in as {provider.consent_user}")
+            if made is not None:
+                made.create()
+                _print_try_it(box, made, provider.consent_user)
             print("Press Ctrl-C to stop.", flush=True)
-            threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        provider.stop()
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.stopping()
+            try:
+                removed = made.remove() if made is not None else False
+                if box is not None:
+                    box.stop()
+            finally:
+                provider.stop()
+            if folder is not None:
+                also = f" and the OAuth record {record!r}" if removed else ""
+                print(f"Sandbox stopped: removed {folder}{also}.", flush=True)
+
+
+def _print_try_it(box: Sandbox, made: SandboxRecord, user: str) -> None:
+    box.seed(user, _sample_mail(user))
+    vars_file = write_task_vars(box, made.name, user)
+    if made.replaced_stale:
+        print(f"Replaced the OAuth record {made.name!r} a sandbox that was killed left behind.")
+    print(f"OAuth record {made.name!r} is in your credential store ({user}, refresh token set);")
+    print("  the sandbox deletes it when it stops.")
+    print(f"{len(SAMPLE_MAIL)} sample messages are in {user}'s INBOX.")
+    print(f"Task variables (no secrets): {vars_file}")
+    same = [n for n in ("ROBOMAIL_HOME", "ROBOMAIL_KEY", "HOSTSIM_HOME") if os.environ.get(n)]
+    where = f" (with the same {', '.join(same)})" if same else ""
+    print(f"Try it from another terminal{where}:")
+    print(f"  {try_it_command(box, made.name)}")
