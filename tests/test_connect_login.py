@@ -264,3 +264,21 @@ def test_connection_params_are_shared_and_declared_once():
     smtp_auth = next(p for p in connection_params("smtp") if p.name == "auth")
     assert smtp_auth.choices == ("password", "oauth", "none")
     assert next(p for p in connection_params("smtp") if p.name == "security").default == "starttls"
+
+
+@pytest.mark.parametrize("action, extra", [
+    ("IMAP Open", {}),
+    ("POP3 Open", {}),
+    ("SMTP Send Email", {"to": "bob@example.test", "subject": "s", "body": "b"}),
+])
+def test_a_wrong_record_name_is_record_not_found_before_any_connection(host, action, extra):
+    """Nothing listens on port 1: the record is looked up first, so the error names it."""
+    import yaml
+
+    params = {"server": "127.0.0.1", "port": 1, "security": "none", "auth": "oauth",
+              "oauth_record": "No Such Record", **extra}
+    result = host.run_text(yaml.safe_dump({"name": "t", "steps": [
+        {"action": action, "params": params}]}))
+    assert not result.ok
+    assert result.error.code == "record_not_found", result.error
+    assert "No Such Record" in result.error.description
