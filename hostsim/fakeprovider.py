@@ -499,6 +499,7 @@ def serve_forever(
 ) -> None:
     """Run a provider in the foreground (``hostsim fake-provider``) until Ctrl-C, SIGTERM or
     SIGHUP; every clean stop removes the folder that holds the client secret."""
+    import contextlib
     import shutil
 
     from hostsim.sandbox import StopSignals, write_secrets_file
@@ -535,4 +536,5 @@ def serve_forever(
             provider.stop()
             if folder is not None:
                 shutil.rmtree(folder, ignore_errors=True)
-                print(f"Fake provider stopped: removed {folder}.", flush=True)
+                with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                    print(f"Fake provider stopped: removed {folder}.", flush=True)

@@ -856,7 +856,7 @@ class SandboxRecord:
                 "made; it is left as it is. Give the sandbox's record another name: "
                 "hostsim sandbox --record NAME (or start with --no-record)."
             )
-        if _answers(endpoint):
+        if endpoint != self.provider.token_url and _answers(endpoint):  # (ours reused its port)
             raise SandboxError(
                 f"Another hostsim sandbox is running with the OAuth record {self.name!r}. Give "
                 "this one another name: hostsim sandbox --record NAME."
@@ -991,7 +991,8 @@ def serve_forever(
                 provider.stop()
             if folder is not None:
                 also = f" and the OAuth record {record!r}" if removed else ""
-                print(f"Sandbox stopped: removed {folder}{also}.", flush=True)
+                with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                    print(f"Sandbox stopped: removed {folder}{also}.", flush=True)
 
 
 def _print_try_it(box: Sandbox, made: SandboxRecord, user: str) -> None:

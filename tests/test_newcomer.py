@@ -187,7 +187,9 @@ def test_a_record_of_that_name_not_made_by_a_sandbox_is_kept(started, tmp_path):
     assert "sandbox  me@example.com" in hostsim("oauth", "list", cwd=tmp_path).stdout
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=["ctrl-c", "sigterm", "sighup"]
+)
 def test_fake_provider_stops_cleanly_and_removes_its_credentials_folder(started, tmp_path, sig):
     server = started("fake-provider", cwd=tmp_path)
     line = server.wait_for("  confidential client: ")
