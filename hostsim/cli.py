@@ -129,25 +129,35 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+#: exit statuses of `hostsim run` (README: hostsim commands)
+EXIT_FAILED, EXIT_FINISHED_WITH_ERRORS, EXIT_INTERRUPTED = 1, 3, 130
+
+
 @main.command()
 @click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="set a variable")
 @click.option(
     "--vars-out",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="write the final variables as JSON (secrets masked)",
+    help="write the final variables as JSON (secrets masked), also when the task stops early",
 )
-def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
-    """Run a task file; exits 1 when the task fails."""
+@click.option("--verbose", "-v", is_flag=True,
+              help="log the steps of a loop's body on every pass, not just the first")
+def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None, verbose: bool) -> None:
+    """Run a task file. Exit status: 0 finished, 1 failed, 3 finished with errors (steps under
+    on_error: continue), 130 interrupted by Ctrl-C."""
     from hostsim.task import TaskError  # loaded when a task runs: keeps start-up light
 
     host = _host(interactive=True)
     try:
-        result = host.run_file(task_file, _parse_vars(pairs), out=sys.stdout)
+        result = host.run_file(task_file, _parse_vars(pairs), out=sys.stdout, verbose=verbose)
     except TaskError as exc:
         raise click.ClickException(str(exc)) from None
     if vars_out is not None:
         vars_out.write_text(json.dumps(result.variables, indent=2, ensure_ascii=False) + "\n")
+    if result.interrupted:
+        click.echo(f"task interrupted at {result.interrupted}", err=True)
+        sys.exit(EXIT_INTERRUPTED)
     if not result.ok:
         assert result.error is not None
         click.echo(
@@ -155,7 +165,10 @@ def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None) -> None:
             f"{result.error.description}",
             err=True,
         )
-        sys.exit(1)
+        sys.exit(EXIT_FAILED)
+    if result.errors:
+        click.echo(f"task finished with {result.errors} error(s) (on_error: continue)", err=True)
+        sys.exit(EXIT_FINISHED_WITH_ERRORS)
 
 
 @main.command()

@@ -29,6 +29,7 @@ def for_each(ctx: Any, params: Mapping[str, Any]) -> Iterator[None]:
         raise ActionFailed(
             "items must be a list or the JSON text of an array", code="invalid_parameter"
         )
+    ctx.progress(0, len(items))
     for index, item in enumerate(list(items), start=1):
         ctx.set_variable(params["save_to"], item)
         if params["save_index_to"]:

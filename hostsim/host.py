@@ -56,7 +56,7 @@ class Host:
         )
         return cls(pm, home=home, interactive=interactive)
 
-    def runner(self, out: TextIO | None = None) -> Runner:
+    def runner(self, out: TextIO | None = None, *, verbose: bool = False) -> Runner:
         from hostsim.runner import Runner
 
         return Runner(
@@ -65,15 +65,21 @@ class Host:
             out=out,
             interactive=self.interactive,
             global_vars=self.global_vars,
+            verbose=verbose,
         )
 
     def run_text(
-        self, text: str, variables: dict[str, Any] | None = None, *, out: TextIO | None = None
+        self,
+        text: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        out: TextIO | None = None,
+        verbose: bool = False,
     ) -> RunResult:
         from hostsim.task import load_task_text
 
         task = load_task_text(text, self.registry)
-        return self.runner(out).run(task, variables)
+        return self.runner(out, verbose=verbose).run(task, variables)
 
     def run_file(
         self,
@@ -81,8 +87,9 @@ class Host:
         variables: dict[str, Any] | None = None,
         *,
         out: TextIO | None = None,
+        verbose: bool = False,
     ) -> RunResult:
         from hostsim.task import load_task_file
 
         task = load_task_file(path, self.registry)
-        return self.runner(out).run(task, variables)
+        return self.runner(out, verbose=verbose).run(task, variables)

@@ -44,6 +44,58 @@ class RunResult:
     log: list[str]
     error: ErrorInfo | None = None
     handled_by: str | None = None
+    errors: int = 0  # steps that failed under on_error: continue
+    interrupted: str | None = None  # where Ctrl-C stopped the task ("step 2 (...), 85 of 600")
+
+
+@attrs.define
+class LoopPosition:
+    """Where a running loop step is: shown as progress and in the interrupted message."""
+
+    step: Step
+    done: int = 0
+    total: int | None = None
+
+    def describe(self) -> str:
+        of = f" of {self.total}" if self.total is not None else ""
+        return f"step {self.step.number} ({self.step.action.title}), iteration {self.done}{of}"
+
+
+class TaskInterrupted(Exception):
+    """Ctrl-C during a task: carries where it stopped and the variables so far."""
+
+    def __init__(self, where: str, store: Variables) -> None:
+        super().__init__(where)
+        self.where = where
+        self.store = store
+
+
+class ProgressLine:
+    """``i/N`` for loops on a terminal (stderr), redrawn in place at most ten times a second;
+    nothing at all when stderr is a pipe or a file, whose log stays line by line."""
+
+    EVERY = 0.1
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._drawn_at = 0.0
+        self._shown = False
+
+    def show(self, position: LoopPosition, force: bool = False) -> None:
+        now = time.monotonic()
+        if not self.enabled or (not force and now - self._drawn_at < self.EVERY):
+            return
+        self._drawn_at = now
+        of = f"/{position.total}" if position.total is not None else ""
+        sys.stderr.write(f"\r  {position.step.action.title}: {position.done}{of}\x1b[K")
+        sys.stderr.flush()
+        self._shown = True
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+            self._shown = False
 
 
 class _StopTask(Exception):
@@ -113,6 +165,8 @@ class RunContext:
         emit: Callable[[str], None],
         interactive: bool,
         flush: Callable[[], None] = lambda: None,
+        verbose: bool = False,
+        progress_line: ProgressLine | None = None,
     ) -> None:
         self.task_name = task_name
         self.variables = variables
@@ -123,12 +177,46 @@ class RunContext:
         self.interactive = interactive
         self.connections: dict[str, tuple[str, Closable]] = {}
         self.current_step: Step | None = None
+        self.verbose = verbose
+        self.loops: list[LoopPosition] = []
+        self.errors = 0
+        self.interrupted_at: str | None = None
+        self.progress_line = progress_line or ProgressLine(False)
+
+    # progress of loops
+    @property
+    def quiet(self) -> bool:
+        """Inside a loop after its first pass: steps log only warnings, errors and Log Message
+        (the first pass shows what the body does; --verbose shows every pass)."""
+        return not self.verbose and any(
+            loop.done > 1 and loop.step is not self.current_step for loop in self.loops
+        )
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        """An action reports how far its loop is (or its total, with done=0)."""
+        if self.loops:
+            loop = self.loops[-1]
+            loop.total = total if total is not None else loop.total
+            if done:
+                loop.done = done
+            self.progress_line.show(loop)
+
+    def position(self) -> str:
+        if self.loops:
+            return ", ".join(loop.describe() for loop in self.loops)
+        if self.current_step is not None:
+            return f"step {self.current_step.number} ({self.current_step.action.title})"
+        return "before the first step"
 
     # logging and secrets
     def log(self, message: str, level: str = "info") -> None:
         level = level if level in LEVELS else "info"
+        step = self.current_step
+        if level == "info" and self.quiet and (step is None or step.action.id != LOG_MESSAGE_ID):
+            return
         where = f"[step {self.current_step.number}] " if self.current_step else ""
         prefix = "" if level == "info" else f"{level.upper()}: "
+        self.progress_line.clear()  # a log line never lands in the middle of the progress line
         self._emit(self.masker.mask(f"{where}{prefix}{message}"))
 
     def add_secret(self, value: str) -> None:
@@ -237,30 +325,41 @@ class Runner:
         out: TextIO | None = None,
         interactive: bool = False,
         global_vars: dict[str, Any] | None = None,
+        verbose: bool = False,
     ) -> None:
         self.registry = registry
         self.state_dir = state_dir
         self.out = out
         self.interactive = interactive
         self.global_vars = global_vars if global_vars is not None else {}
+        self.verbose = verbose
+        self._errors = 0
 
     def run(self, task: Task, variables: dict[str, Any] | None = None) -> RunResult:
         step_log = StepLog(self.out)
         masker = Masker()
-        store, error, handled_by = self._run(
-            task, variables, masker=masker, emit=step_log.emit, flush=step_log.flush, chain=()
-        )
+        interrupted = None
+        self._errors = 0
+        try:
+            store, error, handled_by = self._run(
+                task, variables, masker=masker, emit=step_log.emit, flush=step_log.flush,
+                chain=(),
+            )
+        except TaskInterrupted as stop:
+            store, error, handled_by, interrupted = stop.store, None, None, stop.where
         step_log.flush()
         shown = {
             name: MASK if SECRET_NAME_RE.search(name) else masker.mask_value(value)
             for name, value in store.merged().items()
         }
         return RunResult(
-            ok=error is None,
+            ok=error is None and interrupted is None,
             variables=shown,
             log=step_log.lines,
             error=error,
             handled_by=handled_by,
+            errors=self._errors,
+            interrupted=interrupted,
         )
 
     def _run(
@@ -288,6 +387,10 @@ class Runner:
             emit=emit,
             interactive=self.interactive,
             flush=flush,
+            verbose=self.verbose,
+            progress_line=ProgressLine(
+                self.out is not None and sys.stderr.isatty() and not chain
+            ),
         )
         ctx.log(f"task {task.name!r} started")
         error: ErrorInfo | None = None
@@ -298,11 +401,26 @@ class Runner:
             error = stop.error
             if task.on_error not in ("stop", "continue"):
                 handled_by = self._run_handler(ctx, task, chain)
+        except KeyboardInterrupt:
+            where = ctx.interrupted_at or ctx.position()
+            ctx.progress_line.clear()
+            ctx.loops.clear()
+            ctx.log(f"task {task.name!r} interrupted (Ctrl-C) at {where}", "error")
+            raise TaskInterrupted(where, store) from None
         finally:
+            ctx.progress_line.clear()
+            ctx.loops.clear()
             ctx.current_step = None
             ctx.close_all()
             self.global_vars.update(store.globals)
-        ctx.log(f"task {task.name!r} {'failed' if error else 'finished'}")
+        if not chain:
+            self._errors = ctx.errors
+        if error:
+            ctx.log(f"task {task.name!r} failed")
+        elif ctx.errors:
+            ctx.log(f"task {task.name!r} finished with {ctx.errors} error(s)")
+        else:
+            ctx.log(f"task {task.name!r} finished")
         return store, error, handled_by
 
     def _run_handler(self, ctx: RunContext, task: Task, chain: tuple[Path, ...]) -> str:
@@ -339,9 +457,14 @@ class Runner:
                 self._run_step(ctx, step, on_error)
             except _StopTask:
                 raise
+            except KeyboardInterrupt:
+                if ctx.interrupted_at is None:  # the innermost step knows where it was
+                    ctx.interrupted_at = ctx.position()
+                raise
             except Exception as exc:  # noqa: BLE001 - every failure becomes a task error
                 error = self._error_info(ctx, step, exc)
                 ctx.current_step = step
+                ctx.errors += 1
                 ctx.log(f"{step.action.title} failed [{error.code}]: {error.description}", "error")
                 if error.server_reply:
                     ctx.log(f"server said: {error.server_reply}", "error")
@@ -405,30 +528,32 @@ class Runner:
         ctx.current_step = step
         params = self._bind(ctx, step)
         if step.action.id != LOG_MESSAGE_ID:  # its own line says what it did
-            ctx.log(self._describe(step, params))
+            ctx.log(self._describe(step, params))  # inside a loop: on the first pass only
         result = step.action.run(ctx, params)
         if not step.action.loop:
             return
         iterator: Iterator[Any] = iter(result or ())
-        count = 0
-        progress = sys.stderr.isatty() and self.out is not None
+        position = LoopPosition(step)
+        ctx.loops.append(position)
         try:
             for _item in iterator:
-                count += 1
-                if progress and count % 50 == 0:
-                    print(
-                        f"\r  {step.action.title}: {count} done",
-                        end="",
-                        file=sys.stderr,
-                        flush=True,
-                    )
+                position.done += 1
+                ctx.progress_line.show(position)
                 self._run_steps(ctx, step.body, on_error)
                 ctx.current_step = step
         finally:
             close = getattr(iterator, "close", None)
             if close is not None:
                 close()
-            if progress and count >= 50:
-                print(file=sys.stderr)
+            if ctx.loops and ctx.loops[-1] is position:
+                ctx.loops.pop()
+                ctx.progress_line.clear()
+        count = position.done
         ctx.current_step = step
+        if count > 1 and step.body and not ctx.verbose:
+            ctx.log(
+                f"{step.action.title}: {count} iteration(s) (its steps were logged for the first; "
+                "--verbose logs every one)"
+            )
+            return
         ctx.log(f"{step.action.title}: {count} iteration(s)")

@@ -176,6 +176,7 @@ class BasicActionContext:
         self._secrets: set[str] = set()
         self._connections: dict[str, tuple[str, Closable]] = {}
         self._state: dict[str, dict[str, Any]] = {}
+        self.last_progress: tuple[int, int | None] = (0, None)
 
     def log(self, message: str, level: str = "info") -> None:
         for secret in sorted(self._secrets, key=len, reverse=True):
@@ -191,6 +192,9 @@ class BasicActionContext:
 
     def cancelled(self) -> bool:
         return False
+
+    def progress(self, done: int, total: int | None = None) -> None:
+        self.last_progress = (done, total)
 
     def get_variable(self, name: str, default: Any = None) -> Any:
         return self.variables.get(name, default)

@@ -414,6 +414,10 @@ class ActionContext(HostContext, Protocol):
     def close_connection(self, name: str, kind: str) -> Any:
         """Forgets and returns the session (the caller closes it)."""
 
+    def progress(self, done: int, total: int | None = None) -> None:
+        """How far a loop is: a loop action reports its total once (done=0) when it knows it;
+        the host counts the passes and shows ``done/total`` (a terminal line, a GUI bar)."""
+
     def load_state(self, key: str) -> dict[str, Any]:
         """State this task keeps across runs (only_new, skip_seen), per key."""
 

@@ -219,6 +219,8 @@ def _loop_selected(
         f"IMAP Mail Loop: {len(uids)} message(s) in {folder!r} match the server search"
         + (" (more conditions are checked per message)" if plan.client else "")
     )
+    if not plan.client:  # with conditions checked here, the count is not known ahead
+        ctx.progress(0, min(len(uids), max_messages) if max_messages else len(uids))
     done = 0
     for item in iter_messages(
         session, uids, need_raw=include_body or plan.needs_body, include_body=True

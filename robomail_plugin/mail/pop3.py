@@ -264,6 +264,8 @@ def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str
     state_key = "skip_seen:" + account_key(session.settings)
     seen: set[str] = set(ctx.load_state(state_key).get("uids", [])) if skip_seen else set()
     done: list[str] = []
+    if not conditions and not seen:  # else which messages count is known only as they come
+        ctx.progress(0, min(len(numbers), limit) if limit else len(numbers))
     try:
         for _data, info in _matching(session, table, numbers, seen, whole, conditions):
             ctx.set_variable(save_to, info)
