@@ -60,6 +60,15 @@ def _confirm(question: str, ctx: CommandContext) -> None:
         raise click.ClickException("Cancelled; nothing was changed.")
 
 
+_METAVARS = {ParamType.PATH: "PATH", ParamType.INT: "INTEGER", ParamType.FLOAT: "NUMBER",
+             ParamType.LIST: "TEXT", ParamType.JSON: "JSON"}
+
+
+def _first_sentence(text: str) -> str:
+    """A command's short help: what it does, from the first sentence of its help."""
+    return text.split(". ")[0].rstrip(".")
+
+
 def _option_names(param: Param) -> list[str]:
     return ["--" + name.replace("_", "-") for name in (param.name, *param.aliases)]
 
@@ -70,16 +79,16 @@ def _click_param(param: Param) -> click.Parameter:
         return click.Argument(
             [param.name], required=param.required, nargs=-1 if param.type is ParamType.LIST else 1
         )
-    if param.type is ParamType.BOOL:
-        name = param.name.replace("_", "-")
+    if param.type is ParamType.BOOL:  # a plain flag: no --no-no-browser twin
         return click.Option(
-            [f"--{name}/--no-{name}", param.name],
-            default=bool(param.default) if param.has_default else False,
-            help=help_text,
+            [*_option_names(param), param.name], is_flag=True,
+            default=bool(param.default) if param.has_default else False, help=help_text,
         )
     kwargs: dict[str, Any] = {"help": help_text, "required": param.required}
     if param.type is ParamType.CHOICE:
         kwargs["type"] = click.Choice(param.choices, case_sensitive=False)
+    else:  # the option's metavar says what it takes: --to PATH, --timeout INTEGER
+        kwargs["metavar"] = _METAVARS.get(param.type, "TEXT")
     if param.type is ParamType.LIST:
         kwargs["multiple"] = True
     if param.has_default and param.default is not None and not param.secret:
@@ -114,7 +123,7 @@ def to_click_command(
         except ActionFailed as exc:
             click.echo(ctx.masker.mask(f"error [{exc.code}]: {exc}"), err=True)
             sys.exit(1)
-        if as_json():
+        if given.get("as_json") or as_json():
             payload = {"message": result.message, "data": result.data}
             click.echo(ctx.masker.mask(json.dumps(payload, indent=2, ensure_ascii=False)))
         else:
@@ -124,10 +133,14 @@ def to_click_command(
     if command.confirm:
         options.append(click.Option(["--yes", "yes"], is_flag=True,
                                     help="do not ask for confirmation"))
+    if not any("--json" in getattr(o, "opts", ()) for o in options):
+        # also after the command (`hostsim oauth show X --json`), not only before it
+        options.append(click.Option(["--json", "as_json"], is_flag=True,
+                                    help="print the result as JSON"))
     return click.Command(
         name=command.id.replace("_", "-"),
         callback=callback,
         params=options,
         help=command.help or command.label,
-        short_help=command.label,
+        short_help=_first_sentence(command.help) or command.label,
     )

@@ -152,6 +152,11 @@ def _shown_path(path: Path, first: Path) -> str:
         return str(path)
 
 
+def _article(acronym: str) -> str:
+    """"an IMAP", "a POP3": acronyms are read letter by letter."""
+    return "an" if acronym[:1].upper() in "AEFHILMNORSX" else "a"
+
+
 class RunContext:
     """The host as one running task sees it."""
 
@@ -259,7 +264,7 @@ class RunContext:
             open_names = ", ".join(sorted(self.connections)) or "none"
             raise ActionFailed(
                 f"no connection named {name!r} is open (open: {open_names}); "
-                f"run a {kind.upper()} Open step with connection: {name} first",
+                f"run {_article(kind)} {kind.upper()} Open step with connection: {name} first",
                 code="connection_not_open",
             )
         actual, session = self.connections[name]

@@ -7,6 +7,7 @@ that contain ``{variables}`` are checked again at run time, after expansion.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,13 @@ def has_reference(value: Any) -> bool:
     return isinstance(value, str) and "{" in value
 
 
+def did_you_mean(wrong: str, choices: list[str]) -> str:
+    """' (did you mean 'X'?)' for the closest choice, ignoring case; '' when none is close."""
+    by_lower = {c.lower(): c for c in choices}
+    close = difflib.get_close_matches(wrong.lower(), list(by_lower), n=1, cutoff=0.6)
+    return f" (did you mean {by_lower[close[0]]!r}?)" if close else ""
+
+
 class _Loader:
     def __init__(self, registry: Registry, where: str) -> None:
         self.registry = registry
@@ -81,8 +89,10 @@ class _Loader:
             )
         spec = self.registry.action(str(raw["action"]))
         if spec is None:
+            titles = [a.title for a in self.registry.actions.values()]
             raise self.fail(
-                f"step {number}: unknown action {raw['action']!r}; `hostsim actions` lists them"
+                f"step {number}: unknown action {raw['action']!r}"
+                f"{did_you_mean(str(raw['action']), titles)}; `hostsim actions` lists them"
             )
         label = f"step {number} ({spec.title})"
         params = raw.get("params") or {}
@@ -91,8 +101,9 @@ class _Loader:
         declared = {p.name: p for p in spec.params}
         unknown_params = sorted(set(params) - set(declared))
         if unknown_params:
+            hint = did_you_mean(str(unknown_params[0]), list(declared))
             raise self.fail(
-                f"{label}: unknown parameter(s) {', '.join(unknown_params)}; "
+                f"{label}: unknown parameter(s) {', '.join(map(str, unknown_params))}{hint}; "
                 f"`hostsim describe {spec.id}` lists the parameters"
             )
         for p in spec.params:

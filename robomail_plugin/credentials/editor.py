@@ -255,10 +255,14 @@ class OAuthEditor:
                 (preset.device_authorization_endpoint or "") if preset else ""
             )
             if not device_endpoint:
+                why = (
+                    "Google offers no device-code flow for Gmail's scope"
+                    if preset and preset.key == "google"
+                    else "set one with edit --device-endpoint if the provider offers the flow"
+                )
                 raise InvalidParameter(
-                    f"OAuth record {record.record_name!r} has no Device Authorization Endpoint: "
-                    "this provider offers no device-code flow (Google refuses it for Gmail). Use "
-                    "--no-browser instead."
+                    f"OAuth record {record.record_name!r} has no Device Authorization Endpoint "
+                    f"({why}). Use --no-browser instead."
                 )
             grant = browser.authorize_with_device(
                 record, endpoint, device_endpoint=device_endpoint, say=ctx.log,
@@ -362,8 +366,15 @@ class OAuthEditor:
             )
         message = f"Imported {len(parsed.records)} OAuth record(s) from {path}"
         message += (": " + "; ".join(bits) + ".") if bits else "."
-        if not parsed.has_secrets:
-            message += " The file had no secrets: run get-refresh-token for each record."
+        fresh = [*report.added, *(new for _, new in report.renamed)]
+        if not parsed.has_secrets and fresh:
+            message += (
+                " The file had no secrets: run get-refresh-token for "
+                + ", ".join(map(repr, dict.fromkeys(fresh)))
+                + "."
+            )
+        if not parsed.has_secrets and report.overwritten:
+            message += " Overwritten records kept their Client Secret and Refresh Token."
         return CommandResult(
             message=message,
             data={"added": list(report.added), "overwritten": list(report.overwritten),

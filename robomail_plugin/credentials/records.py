@@ -41,7 +41,10 @@ def check_endpoint(label: str, url: str, *, required: bool = True) -> None:
     """An endpoint must be https, or http on a loopback address (for local development)."""
     if not url:
         if required:
-            raise RecordInvalid(f"{label} is required (use Load Predefined Endpoints to fill it).")
+            raise RecordInvalid(
+                f"{label} is required: give --provider google|microsoft (or Load Predefined "
+                "Endpoints in a settings screen) to fill it, or the URL itself."
+            )
         return
     _no_control_chars(label, url)
     problem = url_problem(url)
@@ -103,7 +106,7 @@ class OAuthRecord:
             if not self.scope.strip():
                 raise RecordInvalid(
                     "Scope is required: space-separated, as the provider documents "
-                    "(Load Predefined Endpoints fills it)."
+                    "(--provider, or Load Predefined Endpoints, fills it)."
                 )
         except RecordInvalid as exc:
             raise RecordInvalid(where + str(exc)) from None
