@@ -249,14 +249,29 @@ def _safe(call: Any, default: Any) -> Any:
 
 def part_filename(part: Message) -> str | None:
     """The file name of a part (RFC 2231 and RFC 2047 decoded), or None."""
-    name = _safe(lambda: part.get_filename(), None)
+    source = _params_source(part)
+    name = _safe(lambda: source.get_filename(), None)
     if name is None:
-        name = _safe(lambda: part.get_param("name"), None)
+        name = _safe(lambda: source.get_param("name"), None)
         if isinstance(name, tuple):  # an RFC 2231 triple
             name = _safe(lambda: email.utils.collapse_rfc2231_value(name), None)
     if name is None:
         return None
     return decode_header_value(str(name))
+
+
+def _params_source(part: Message) -> Message:
+    """The part, or a stand-in whose Content-Type and Content-Disposition have their raw 8-bit
+    bytes decoded (UTF-8, else Windows-1252): the stdlib's parameter reader would turn those
+    bytes into U+FFFD before this module could repair them (``filename="Счёт.zip"``)."""
+    items = [(k, v) for k, v in _raw_items(part)
+             if k.lower() in ("content-type", "content-disposition")]
+    if all(not isinstance(v, str) or v.isascii() for _k, v in items):
+        return part
+    stand_in = Message()
+    for key, value in items:
+        stand_in[key] = _fix_8bit(value) if isinstance(value, str) else value
+    return stand_in
 
 
 def _content_type(part: Message) -> str:
