@@ -128,8 +128,13 @@ def authorize_in_browser(
     say: Callable[[str], None] = print,
     timeout: float = DEFAULT_TIMEOUT_S,
     redirect_host: str = "127.0.0.1",
+    cancelled: Callable[[], bool] | None = None,
 ) -> TokenGrant:
-    """Runs the browser flow and returns the refresh token (and a first access token)."""
+    """Runs the browser flow and returns the refresh token (and a first access token).
+
+    ``cancelled`` is the host's Cancel button (``HostContext.cancelled``): the wait stops soon
+    after it turns true, and nothing is saved.
+    """
     if redirect_host not in REDIRECT_HOSTS:
         raise _failed(record, f"redirect host must be one of {', '.join(REDIRECT_HOSTS)}.")
     server = _Listener(("127.0.0.1", 0), _Handler, bind_and_activate=True)
@@ -155,7 +160,11 @@ def authorize_in_browser(
             opened = False
         if not opened:
             say("No browser could be started; open the URL above by hand.")
-        finished = server.done.wait(timeout)
+        finished = _wait_unless_cancelled(server.done, timeout, cancelled)
+        if finished is None:
+            raise _failed(
+                record, "it was cancelled before the sign-in finished; the record is unchanged."
+            )
         if not finished and server.claim.locked():  # the right answer came: let it be redeemed
             finished = server.done.wait(endpoint.timeout + 5)
         if not finished:
@@ -182,6 +191,27 @@ def authorize_in_browser(
         raise outcome
     assert isinstance(outcome, TokenGrant)
     return outcome
+
+
+CANCEL_POLL_S = 0.1
+
+
+def _wait_unless_cancelled(
+    done: threading.Event, timeout: float, cancelled: Callable[[], bool] | None
+) -> bool | None:
+    """Waits for ``done`` up to ``timeout`` s: True when set, False on timeout, None when
+    ``cancelled()`` turned true first (checked every 0.1 s, so Cancel feels immediate)."""
+    if cancelled is None:
+        return done.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if done.wait(max(0.0, min(left, CANCEL_POLL_S))):
+            return True
+        if cancelled():
+            return None
+        if left <= 0:
+            return False
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -276,9 +276,13 @@ class OAuthEditor:
             )
             how = "pasted redirect"
         else:
+            # A host that shows the sign-in page itself (a web settings screen) offers
+            # ctx.open_url(url) -> bool; the CLI has none, so the system browser opens it.
+            opener = getattr(ctx, "open_url", None)
             grant = browser.authorize_in_browser(
                 record, endpoint, extra_params=extras, say=ctx.log, timeout=timeout,
-                redirect_host=redirect_host,
+                redirect_host=redirect_host, cancelled=getattr(ctx, "cancelled", None),
+                **({"open_url": opener} if callable(opener) else {}),
             )
             how = "browser"
         ctx.add_secret(grant.refresh_token)
