@@ -10,7 +10,9 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+from pathlib import Path
 
+import pytest
 from corpus.mailtest import pop3_params, run
 from imap_helpers import open_step, run_ok, step
 
@@ -84,3 +86,80 @@ def test_raw_utf8_file_name_through_pop3_download(sandbox, mail_user, tmp_path):
     ])
     assert result.ok, result.error
     assert [p.name for p in (tmp_path / "att").iterdir()] == [NAME_8BIT]
+
+
+# --- 2 and 8. message/* parts: their content, byte for byte ---------------------------------------
+
+INNER = (
+    b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.test; s=sel;\r\n"
+    b"\th=From:To:Subject:Date; bh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=;\r\n"
+    b"\tb=dGhpcyBpcyBub3QgYSByZWFsIHNpZ25hdHVyZSwganVzdCBhIGxvbmcgdmFsdWU=\r\n"
+    b"From: =?utf-8?q?J=C3=B6rg?= <joerg@example.test>\r\n"
+    b"To: rcpt@example.test\r\n"
+    b"Subject: Forwarded =?utf-8?q?=C3=9Cbersicht?=\r\n"
+    b"Date: Mon, 01 Jan 2024 09:00:00 +0000\r\n"
+    b"Content-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Transfer-Encoding: 8bit\r\n"
+    b"\r\n"
+    b"Gr\xc3\xbc\xc3\x9fe,\r\n"
+    b"From the forwarded message\r\n"
+    b"\r\n"
+)
+DELIVERY_STATUS = (
+    b"Reporting-MTA: dns; mx.example.test\r\n"
+    b"Arrival-Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n"
+    b"\r\n"
+    b"Final-Recipient: rfc822; nobody@example.test\r\n"
+    b"Action: failed\r\n"
+    b"Status: 5.1.1\r\n"
+    b"Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+)
+FEEDBACK = (b"Feedback-Type: abuse\r\nUser-Agent: SomeGenerator/1.0\r\nVersion: 1\r\n"
+            b"Original-Rcpt-To: <rcpt@example.test>\r\n")
+DISPOSITION = (b"Reporting-UA: mail.example.test; Mailer\r\n"
+               b"Final-Recipient: rfc822; rcpt@example.test\r\n"
+               b"Original-Message-ID: <orig@example.test>\r\n"
+               b"Disposition: manual-action/MDN-sent-manually; displayed\r\n")
+HEADERS_ONLY = INNER.split(b"\r\n\r\n", 1)[0] + b"\r\n"
+
+MESSAGE_PARTS = {
+    "message/rfc822": (INNER, "Forwarded Übersicht.eml"),
+    "message/global": (INNER.replace(b"=?utf-8?q?=C3=9Cbersicht?=", "Übersicht".encode()),
+                       "Forwarded Übersicht.eml"),
+    "message/news": (INNER, "Forwarded Übersicht.eml"),
+    "message/delivery-status": (DELIVERY_STATUS, "delivery-status.txt"),
+    "message/feedback-report": (FEEDBACK, "feedback-report.txt"),
+    "message/disposition-notification": (DISPOSITION, "disposition-notification.txt"),
+    "message/rfc822-headers": (HEADERS_ONLY, "rfc822-headers.txt"),
+}
+
+
+@pytest.mark.parametrize("ctype", sorted(MESSAGE_PARTS))
+def test_message_parts_are_saved_with_their_original_bytes(tmp_path, ctype):
+    content, name = MESSAGE_PARTS[ctype]
+    raw = multipart(text_part("report"), b"Content-Type: " + ctype.encode() + b"\r\n\r\n" + content,
+                    head=b"X-Report: yes\r\n")
+    info = parse_email(raw, attachments_folder=str(tmp_path))
+    [entry] = info["attachments"]
+    assert (entry["name"], entry["content_type"]) == (name, ctype)
+    assert entry["size"] == len(content)
+    assert Path(entry["path"]).read_bytes() == content
+    assert info["body_text"] == "report"
+
+
+def test_attached_message_keeps_its_signed_headers_and_line_ends(tmp_path):
+    """The stdlib re-serialises an attached message (folding, line ends); the saved file must be
+    the bytes the DKIM signature was made over."""
+    raw = multipart(text_part("fwd"), b"Content-Type: message/rfc822\r\n\r\n" + INNER)
+    inner = stdlib(raw).get_payload()[1].get_payload()[0]
+    assert inner.as_bytes() != INNER  # what robomail used to save
+    info = parse_email(raw, attachments_folder=str(tmp_path))
+    assert Path(info["attachments"][0]["path"]).read_bytes() == INNER
+
+
+def test_base64_encoded_attached_message_is_decoded(tmp_path):
+    raw = multipart(text_part("fwd"), b"Content-Type: message/rfc822\r\n"
+                    b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(INNER))
+    info = parse_email(raw, attachments_folder=str(tmp_path))
+    assert info["attachments"][0]["name"] == "Forwarded Übersicht.eml"
+    assert Path(info["attachments"][0]["path"]).read_bytes() == INNER

@@ -15,9 +15,8 @@ import base64
 import binascii
 import codecs
 import email.errors
-import email.parser
+import email.feedparser
 import email.utils
-import functools
 import quopri
 import re
 from email.message import Message
@@ -56,23 +55,44 @@ def parse_message(data: bytes | str | Message, *, headers_only: bool = False) ->
     if not isinstance(data, bytes | bytearray | memoryview):
         raise ParseError(f"cannot parse a message from {type(data).__name__}; give bytes or text")
     try:
-        return _parser().parsebytes(bytes(data), headersonly=headers_only)
+        parser = _FeedParser(_Part)  # the documented default policy, compat32
+        if headers_only:
+            parser._set_headersonly()  # type: ignore[attr-defined]
+        parser.feed(bytes(data).decode("ascii", "surrogateescape"))
+        return parser.close()
     except Exception as exc:  # the stdlib parser is lenient; anything else is a parse failure
         raise ParseError(f"the message cannot be parsed: {type(exc).__name__}") from exc
 
 
-@functools.cache
-def _parser() -> email.parser.BytesParser:
-    """One parser for every message (it keeps no state between messages). Its policy is the
-    documented default, ``compat32``: given by name it would import ``email.policy`` and with it
-    the header registry this module never uses."""
-    return email.parser.BytesParser()
+class _Part(Message):
+    """A parsed part. While the parser reads the body of a message/* part, the part calls itself
+    application/octet-stream: the parser then keeps that body's bytes as they came, instead of
+    parsing them into a tree that could only be saved re-serialised (refolded headers, other
+    line ends: a broken DKIM signature) or, for reports (message/delivery-status), not at all."""
+
+    _keep_raw = False
+
+    def get_content_type(self) -> str:
+        if self._keep_raw:
+            return "application/octet-stream"
+        return super().get_content_type()
 
 
-def _compat32() -> Any:
-    import email.policy  # loaded on first use (see _parser)
+class _FeedParser(email.feedparser.FeedParser):
+    """The stdlib's parser, marking message/* parts (see ``_Part``) between their headers and
+    the end of their body."""
 
-    return email.policy.compat32
+    def _parse_headers(self, lines: list[str]) -> None:
+        super()._parse_headers(lines)  # type: ignore[misc]
+        cur = self._cur  # type: ignore[attr-defined]
+        if isinstance(cur, _Part) and cur.get_content_maintype() == "message":
+            cur._keep_raw = True
+
+    def _pop_message(self) -> Message:
+        msg = super()._pop_message()  # type: ignore[misc]
+        if isinstance(msg, _Part):
+            msg.__dict__.pop("_keep_raw", None)
+        return msg
 
 
 # --- text decoding -------------------------------------------------------------------------------
@@ -299,38 +319,54 @@ def part_text(part: Message) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def _message_bytes(part: Message) -> bytes:
-    return _safe(lambda: part.as_bytes(policy=_compat32()), b"")
-
-
 class Attachment:
     """One attachment found in a message: its decoded name, type and content."""
 
-    __slots__ = ("content_type", "name", "part")
+    __slots__ = ("_data", "content_type", "name", "part")
 
     def __init__(self, name: str | None, content_type: str, part: Message):
         self.name = name
         self.content_type = content_type
         self.part = part
+        self._data: bytes | None = None
 
     def payload(self) -> bytes:
-        """The attachment's bytes (a forwarded message as its full .eml text)."""
-        if self.content_type == "message/rfc822":
-            inner = _safe(lambda: self.part.get_payload(), None)
-            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
-                return _message_bytes(inner[0])
-        return part_bytes(self.part)
+        """The attachment's bytes (a forwarded message as the bytes it came as), decoded once."""
+        if self._data is None:
+            self._data = part_bytes(self.part)
+        return self._data
 
     def info(self) -> dict[str, Any]:
         return {"name": self.name or "", "size": len(self.payload()),
                 "content_type": self.content_type}
 
 
+_MESSAGE_TYPES = ("message/rfc822", "message/global", "message/news")
+_HEAD_END_RE = re.compile(rb"\r?\n\r?\n")
+
+
+def _message_attachment(part: Message, name: str | None, ctype: str) -> Attachment:
+    """A message/* part as one attachment. Without a file name, an attached message is named
+    after its subject (``.eml``), a report after its type (``delivery-status.txt``)."""
+    found = Attachment(name, ctype, part)
+    if not name:
+        if ctype in _MESSAGE_TYPES:
+            data = found.payload()
+            end = _HEAD_END_RE.search(data)
+            inner = _safe(lambda: parse_message(data[:end.end()] if end else data,
+                                                headers_only=True), None)
+            subject = header(inner, "subject") if inner is not None else ""
+            found.name = (subject or "message") + ".eml"
+        else:
+            found.name = ctype.partition("/")[2] + ".txt"
+    return found
+
+
 def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attachment]]:
     """The first text/plain body part, the first text/html one, and the attachments.
 
-    A leaf is an attachment when it is marked so, has a file name, or is not text; an attached
-    message (message/rfc822) is one attachment, not looked into.
+    A leaf is an attachment when it is marked so, has a file name, or is not text; a message/*
+    part (an attached message, a delivery report) is one attachment, not looked into.
     """
     text: Message | None = None
     html: Message | None = None
@@ -348,11 +384,8 @@ def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attac
             return
         disposition = _disposition(part)
         name = part_filename(part)
-        if ctype == "message/rfc822" and depth > 0:
-            if not name and isinstance(payload, list) and payload:
-                subject = header(payload[0], "subject") if isinstance(payload[0], Message) else ""
-                name = (subject or "message") + ".eml"
-            found.append(Attachment(name, ctype, part))
+        if ctype.startswith("message/"):
+            found.append(_message_attachment(part, name, ctype))
             return
         if disposition == "attachment" or name or ctype not in _TEXT_TYPES:
             body_like = not name and disposition != "attachment" and ctype.startswith("text/")
