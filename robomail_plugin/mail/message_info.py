@@ -115,7 +115,8 @@ def decode_bytes(raw: bytes, charset: str | None) -> str:
     """Decodes body or header bytes with the declared charset, never raising.
 
     Text declared as ASCII (or not declared) that is not ASCII is tried as UTF-8 first, then
-    Windows-1252, since that is what such mail almost always is.
+    Windows-1252, since that is what such mail almost always is. UTF-8 with a few bad bytes stays
+    UTF-8 (each bad byte U+FFFD), rather than turning every character into 1252 mojibake.
     """
     codec = _codec(charset, fallback="ascii")
     if codec == "ascii":
@@ -124,11 +125,21 @@ def decode_bytes(raw: bytes, charset: str | None) -> str:
                 return raw.decode(guess)
             except UnicodeDecodeError:
                 continue
-        return raw.decode("cp1252", "replace")
+        return _mostly_utf8(raw) or raw.decode("cp1252", "replace")
     try:
         return raw.decode(codec, "replace")
     except Exception:  # a codec that cannot even decode with replacement (rare, exotic)
         return raw.decode("utf-8", "replace")
+
+
+def _mostly_utf8(raw: bytes) -> str | None:
+    """``raw`` as UTF-8 with replacement when it holds at least as many valid multi-byte
+    characters as bad bytes; None otherwise. Windows-1252 text almost never holds a valid UTF-8
+    sequence, so one is good evidence."""
+    text = raw.decode("utf-8", "replace")
+    bad = text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
+    good = sum(1 for ch in text if ch > "\x7f") - text.count("\ufffd")
+    return text if good and good >= bad else None
 
 
 def _fix_8bit(value: str) -> str:
