@@ -187,3 +187,62 @@ def test_windows_1252_without_utf8_sequences_is_still_windows_1252():
     raw = b"From: x@example.test\r\nSubject: caf\xe9 cr\xe8me \x80 5\r\n\r\nGr\xfc\xdfe\r\n"
     info = parse_email(raw)
     assert (info["subject"], info["body_text"]) == ("café crème € 5", "Grüße\n")
+
+
+# --- 4. inline text parts belong to the body ------------------------------------------------------
+
+JPEG = b"\xff\xd8\xff\xe0 fake jpeg"
+
+
+def image_part(disposition: bytes = b"inline") -> bytes:
+    return (b"Content-Disposition: " + disposition + b"; filename=photo.jpg\r\n"
+            b'Content-Type: image/jpeg; x-unix-mode=0644; name="photo.jpg"\r\n'
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(JPEG))
+
+
+@pytest.mark.parametrize("disposition", [b"", b"Content-Disposition: inline; filename=a.txt\r\n"])
+def test_the_only_text_part_is_the_body_even_with_a_file_name(disposition):
+    named = text_part("Hello from a named part\n", disposition).replace(
+        b"charset=utf-8", b'charset=utf-8; name="a.txt"')
+    raw = multipart(named, image_part(b"attachment"))
+    assert stdlib(raw).get_body(("plain",)).get_content() == "Hello from a named part\n"
+    info = parse_email(raw)
+    assert info["body_text"] == "Hello from a named part\n"
+    # it is still a file the sender attached
+    assert [a["name"] for a in info["attachments"]] == ["a.txt", "photo.jpg"]
+
+
+def test_apple_mail_text_image_text_is_one_body_and_one_attachment(tmp_path):
+    raw = multipart(text_part("Hello, here is the photo:\n"), image_part(),
+                    text_part("\nRegards, Anna\n"), boundary=b"Apple-Mail=_A1B2")
+    info = parse_email(raw, attachments_folder=str(tmp_path / "att"))
+    assert info["body_text"] == "Hello, here is the photo:\n\nRegards, Anna\n"
+    assert [(a["name"], a["content_type"]) for a in info["attachments"]] == [
+        ("photo.jpg", "image/jpeg")]
+    assert sorted(p.name for p in (tmp_path / "att").iterdir()) == ["photo.jpg"]
+
+
+def test_apple_mail_html_layout_joins_the_html_parts():
+    related = (b'Content-Type: multipart/mixed; boundary="M"\r\n\r\n'
+               b"--M\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>Before</p>\r\n"
+               b"--M\r\n" + image_part() + b"\r\n"
+               b"--M\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>After</p>\r\n--M--")
+    alternative = (b'Content-Type: multipart/alternative; boundary="A"\r\n\r\n'
+                   b"--A\r\n" + text_part("Before\n\nAfter\n") + b"\r\n--A\r\n" + related
+                   + b"\r\n--A--")
+    raw = multipart(alternative)
+    info = parse_email(raw)
+    assert info["body_text"] == "Before\n\nAfter\n"
+    assert info["body_html"] == "<p>Before</p>\n<p>After</p>"
+    assert [a["name"] for a in info["attachments"]] == ["photo.jpg"]
+
+
+def test_a_mailing_list_footer_joins_the_text_body():
+    alternative = (b'Content-Type: multipart/alternative; boundary="A"\r\n\r\n'
+                   b"--A\r\n" + text_part("The post\n") + b"\r\n--A\r\n"
+                   b"Content-Type: text/html\r\n\r\n<p>The post</p>\r\n--A--")
+    raw = multipart(alternative, text_part("-- \nlist footer\n",
+                                           b"Content-Disposition: inline\r\n"))
+    info = parse_email(raw)
+    assert info["body_text"] == "The post\n-- \nlist footer\n"
+    assert info["attachments"] == []

@@ -373,48 +373,88 @@ def _message_attachment(part: Message, name: str | None, ctype: str) -> Attachme
     return found
 
 
-def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attachment]]:
-    """The first text/plain body part, the first text/html one, and the attachments.
+class MessageParts:
+    """The parts of a message as Message info reads them (see ``walk_message``)."""
 
-    A leaf is an attachment when it is marked so, has a file name, or is not text; a message/*
-    part (an attached message, a delivery report) is one attachment, not looked into.
+    __slots__ = ("attachments", "html_parts", "text_parts", "warnings")
+
+    def __init__(self) -> None:
+        self.text_parts: list[Message] = []
+        self.html_parts: list[Message] = []
+        self.attachments: list[Attachment] = []
+        self.warnings: list[str] = []
+
+    def body(self) -> tuple[str, str]:
+        """``(text, html)``: each kind's parts joined in message order; the text is derived from
+        the HTML when there is no text part."""
+        html = _joined(self.html_parts)
+        return (_joined(self.text_parts) if self.text_parts else html_to_text(html)), html
+
+
+def _joined(parts: list[Message]) -> str:
+    out = ""
+    for part in parts:
+        text = part_text(part)
+        if out and text and not out.endswith("\n"):
+            out += "\n"
+        out += text
+    return out
+
+
+def walk_message(msg: Message) -> MessageParts:
+    """The body parts and attachments of a message, in message order.
+
+    Every text/plain and text/html leaf not marked as an attachment belongs to the body (Apple
+    Mail sends text, image, text; lists append a footer part), except a second one of a kind in
+    one multipart/alternative. One with a file name is an attachment too, and the body only when
+    the message has no other body part. Any other leaf is an attachment: marked so, named, or
+    not text; a message/* part (an attached message, a delivery report) is one attachment, not
+    looked into.
     """
-    text: Message | None = None
-    html: Message | None = None
-    found: list[Attachment] = []
+    out = MessageParts()
+    named: list[Message] = []
 
-    def visit(part: Message, depth: int) -> None:
-        nonlocal text, html
+    def visit(part: Message, depth: int, alternative: set[str] | None) -> None:
         ctype = _content_type(part)
-        payload = _safe(lambda: part.get_payload(), None)
         if ctype.startswith("multipart/"):
+            payload = _safe(lambda: part.get_payload(), None)
             if depth < _MAX_DEPTH and isinstance(payload, list):
+                seen: set[str] | None = set() if ctype == "multipart/alternative" else None
                 for sub in payload:
                     if isinstance(sub, Message):
-                        visit(sub, depth + 1)
+                        visit(sub, depth + 1, seen)
             return
         disposition = _disposition(part)
         name = part_filename(part)
         if ctype.startswith("message/"):
-            found.append(_message_attachment(part, name, ctype))
+            out.attachments.append(_message_attachment(part, name, ctype))
             return
-        if disposition == "attachment" or name or ctype not in _TEXT_TYPES:
-            body_like = not name and disposition != "attachment" and ctype.startswith("text/")
-            if depth == 0 and body_like:
-                if text is None:  # a single-part text/* message of another subtype: its body
-                    text = part
+        inline = disposition != "attachment"
+        if inline and ctype in _TEXT_TYPES and (alternative is None or ctype not in alternative):
+            if alternative is not None:
+                alternative.add(ctype)
+            if not name:
+                (out.text_parts if ctype == "text/plain" else out.html_parts).append(part)
                 return
-            found.append(Attachment(name, ctype, part))
+            named.append(part)
+        elif inline and depth == 0 and not name and ctype.startswith("text/"):
+            out.text_parts.append(part)  # a single-part text/* message of another subtype
             return
-        if ctype == "text/plain" and text is None:
-            text = part
-        elif ctype == "text/html" and html is None:
-            html = part
-        else:
-            found.append(Attachment(name, ctype, part))
+        out.attachments.append(Attachment(name, ctype, part))
 
-    visit(msg, 0)
-    return text, html, found
+    visit(msg, 0, None)
+    if not out.text_parts and not out.html_parts:
+        for kind, parts in (("text/plain", out.text_parts), ("text/html", out.html_parts)):
+            parts += [p for p in named if _content_type(p) == kind][:1]
+    return out
+
+
+def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attachment]]:
+    """The first text/plain body part, the first text/html one, and the attachments (see
+    ``walk_message``, which gives every body part)."""
+    parts = walk_message(msg)
+    text = parts.text_parts[0] if parts.text_parts else None
+    return text, (parts.html_parts[0] if parts.html_parts else None), parts.attachments
 
 
 # --- HTML to text --------------------------------------------------------------------------------
@@ -500,12 +540,9 @@ def message_info(
         info["has_attachments"] = _headers_only_has_attachments(msg)
         info["attachments"] = []
         return info
-    text_part, html_part, found = walk_parts(msg)
-    info["has_attachments"] = bool(found)
-    info["attachments"] = [a.info() for a in found]
+    parts = walk_message(msg)
+    info["has_attachments"] = bool(parts.attachments)
+    info["attachments"] = [a.info() for a in parts.attachments]
     if include_body:
-        html = part_text(html_part) if html_part is not None else ""
-        text = part_text(text_part) if text_part is not None else html_to_text(html)
-        info["body_text"] = text
-        info["body_html"] = html
+        info["body_text"], info["body_html"] = parts.body()
     return info
