@@ -28,7 +28,8 @@ class CommandContext:
     """
 
     def __init__(self, *, interactive: bool) -> None:
-        self.interactive = interactive
+        # a command asks only when someone can answer: a terminal on stdin
+        self.interactive = interactive and sys.stdin.isatty()
         self.masker = Masker()
         self.cancel = threading.Event()
 

@@ -140,7 +140,8 @@ def test_a_browser_that_cannot_start_still_shows_the_url(record):
         browser.authorize_in_browser(
             record, fast_endpoint(), open_url=lambda url: False, say=said.append, timeout=0.2
         )
-    assert "open the URL above by hand" in said[-1]
+    assert "open the URL above by hand" in said[-2]
+    assert said[-1].startswith("Waiting up to 0.2 s (--timeout)") and "Ctrl-C" in said[-1]
 
 
 def test_the_listener_ignores_other_requests(fake_provider, record):
@@ -161,9 +162,9 @@ def test_pkce_is_verified_by_the_provider(fake_provider, record):
     request = browser.build_request(record, "http://127.0.0.1:8/")
     hop = requests.get(request.url, allow_redirects=False, timeout=10)
     code = dict(parse_qsl(urlsplit(hop.headers["Location"]).query))["code"]
-    request.session._code_verifier = "x" * 43  # not the verifier the challenge was made from
+    wrong = "x" * 43  # not the verifier the challenge was made from
     with pytest.raises(AuthorizationFailed, match="invalid_grant.*PKCE"):
-        fast_endpoint().exchange_code(record, request.session, code)
+        fast_endpoint().exchange_code(record, request.session, code, code_verifier=wrong)
 
 
 def test_paste_the_redirect_url(fake_provider, public_oauth_client):

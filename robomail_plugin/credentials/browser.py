@@ -12,14 +12,20 @@ service's endpoint client, never here.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import http.server
+import json
+import os
+import secrets
 import socket
 import socketserver
 import threading
 import time
 import webbrowser
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,27 +51,101 @@ IGNORED_TEXT = (
 
 @attrs.frozen(kw_only=True)
 class AuthorizationRequest:
-    """An authorization URL with the session that holds its PKCE verifier and state."""
+    """An authorization URL with its state, PKCE verifier and the session that redeems it."""
 
     url: str
     state: str = attrs.field(repr=False)
     redirect_uri: str
+    code_verifier: str = attrs.field(repr=False)
     session: OAuth2Session = attrs.field(repr=False, eq=False)
+
+    def redeem(self, record: OAuthRecord, endpoint: TokenEndpoint, code: str) -> TokenGrant:
+        return endpoint.exchange_code(record, self.session, code, code_verifier=self.code_verifier)
+
+
+def _pkce_pair() -> tuple[str, str]:
+    """RFC 7636 S256: a random verifier and its challenge."""
+    verifier = secrets.token_urlsafe(64)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _session(record: OAuthRecord, redirect_uri: str, state: str | None = None) -> OAuth2Session:
+    return OAuth2Session(
+        client_id=record.client_id, redirect_uri=redirect_uri, scope=record.scopes, state=state
+    )
 
 
 def build_request(
     record: OAuthRecord, redirect_uri: str, extra_params: Mapping[str, str] | None = None
 ) -> AuthorizationRequest:
     """The authorization URL for a record: response_type=code, PKCE S256, a random state."""
-    session = OAuth2Session(
-        client_id=record.client_id, redirect_uri=redirect_uri, scope=record.scopes, pkce="S256"
-    )
+    session = _session(record, redirect_uri)
+    verifier, challenge = _pkce_pair()
     params = dict(extra_params or {})
     if record.client_account and "login_hint" not in params:
         params["login_hint"] = record.client_account
     with allow_loopback_http(record.authorization_endpoint):
-        url, state = session.authorization_url(record.authorization_endpoint, **params)
-    return AuthorizationRequest(url=url, state=state, redirect_uri=redirect_uri, session=session)
+        url, state = session.authorization_url(
+            record.authorization_endpoint, code_challenge=challenge,
+            code_challenge_method="S256", **params,
+        )
+    return AuthorizationRequest(
+        url=url, state=state, redirect_uri=redirect_uri, code_verifier=verifier, session=session
+    )
+
+
+def save_pending(path: Path, request: AuthorizationRequest) -> None:
+    """Keeps a started sign-in (state, PKCE verifier, redirect) for ``--redirect-url`` to finish
+    in another run: a private file (0600) that the finishing run deletes."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    data = {"state": request.state, "code_verifier": request.code_verifier,
+            "redirect_uri": request.redirect_uri, "url": request.url, "created": time.time()}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+
+
+def load_pending(path: Path, record: OAuthRecord, max_age: float) -> AuthorizationRequest:
+    """The sign-in ``save_pending`` kept; gone or older than ``max_age``: an error saying what to
+    run. The file is removed either way (a code is single-use)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise _failed(
+            record,
+            "no sign-in was started for this record. Run get-refresh-token --no-browser first, "
+            "sign in at the URL it prints, then give the redirect URL with --redirect-url.",
+        ) from None
+    finally:
+        path.unlink(missing_ok=True)
+    if time.time() - float(data.get("created", 0)) > max_age:
+        raise _failed(
+            record,
+            f"the sign-in was started over {max_age:g} s ago (--timeout). Run get-refresh-token "
+            "--no-browser again and give the redirect URL sooner.",
+        )
+    session = _session(record, data["redirect_uri"], data["state"])
+    return AuthorizationRequest(
+        url=data["url"], state=data["state"], redirect_uri=data["redirect_uri"],
+        code_verifier=data["code_verifier"], session=session,
+    )
+
+
+def finish_with_redirect_url(
+    record: OAuthRecord, endpoint: TokenEndpoint, request: AuthorizationRequest, pasted: str
+) -> TokenGrant:
+    """Redeems the code in a redirect URL copied from the browser's address bar."""
+    pasted = pasted.strip()
+    if not pasted:
+        raise _failed(record, "no redirect URL was given.")
+    query = parse_qs(urlsplit(pasted).query, keep_blank_values=True)
+    if not query:
+        raise _failed(
+            record,
+            "the text given is not the redirect URL (it has no ?code=...&state=... part).",
+        )
+    return request.redeem(record, endpoint, _check_answer(record, request, query))
 
 
 def _failed(record: OAuthRecord, what: str) -> AuthorizationFailed:
@@ -160,6 +240,8 @@ def authorize_in_browser(
             opened = False
         if not opened:
             say("No browser could be started; open the URL above by hand.")
+        say(f"Waiting up to {timeout:g} s (--timeout) for you to finish signing in; "
+            "Ctrl-C (or Cancel) stops it.")
         finished = _wait_unless_cancelled(server.done, timeout, cancelled)
         if finished is None:
             raise _failed(
@@ -253,7 +335,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             return
         try:
             code = _check_answer(record, request, query)
-            self.server.outcome = endpoint.exchange_code(record, request.session, code)
+            self.server.outcome = request.redeem(record, endpoint, code)
         except RobomailError as exc:
             self.server.outcome = exc
             self._page(400, f"Authentication failed. {exc}")
@@ -277,28 +359,26 @@ def authorize_by_paste(
     extra_params: Mapping[str, str] | None = None,
     say: Callable[[str], None] = print,
     redirect_host: str = "127.0.0.1",
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> TokenGrant:
     """No browser here: print the URL, the user signs in elsewhere and pastes the redirect URL
-    (the page that failed to load after sign-in)."""
+    (the page that failed to load after sign-in) within ``timeout`` seconds."""
     request = build_request(record, f"http://{redirect_host}:{free_port()}/", extra_params)
     say(
         "Open this URL in any browser and sign in:\n"
         f"{request.url}\n"
         "After signing in, the browser tries to open a 127.0.0.1 (or localhost) page, which may "
-        "fail to load; copy the full address from the address bar and paste it here."
+        "fail to load; copy the full address from the address bar and paste it here "
+        f"(within {timeout:g} s; Ctrl-C cancels)."
     )
-    pasted = prompt("Redirect URL").strip()
-    if not pasted:
-        raise _failed(record, "no redirect URL was pasted.")
-    parts = urlsplit(pasted)
-    query = parse_qs(parts.query, keep_blank_values=True)
-    if not query:
+    started = time.monotonic()
+    pasted = prompt("Redirect URL")
+    if time.monotonic() - started > timeout:
         raise _failed(
-            record,
-            "the pasted text is not the redirect URL (it has no ?code=...&state=... part).",
+            record, f"the redirect URL came after more than {timeout:g} s (--timeout); run "
+            "Get Refresh Token again."
         )
-    code = _check_answer(record, request, query)
-    return endpoint.exchange_code(record, request.session, code)
+    return finish_with_redirect_url(record, endpoint, request, pasted)
 
 
 def authorize_with_device(
@@ -317,6 +397,7 @@ def authorize_with_device(
     say(
         f"To sign in, open {uri} on any device and enter the code {answer['user_code']}."
         + (f"\n{answer['message']}" if answer.get("message") else "")
+        + f"\nWaiting up to {timeout:g} s (--timeout) for the sign-in; Ctrl-C cancels."
     )
     try:
         interval = max(1.0, float(answer.get("interval", 5)))

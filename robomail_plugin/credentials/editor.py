@@ -7,6 +7,7 @@ command returns a ``CommandResult`` whose message and data never hold a secret (
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shlex
 import time
@@ -265,14 +266,21 @@ class OAuthEditor:
                     f"({why}). Use --no-browser instead."
                 )
             grant = browser.authorize_with_device(
-                record, endpoint, device_endpoint=device_endpoint, say=ctx.log,
-                timeout=max(timeout, 900.0),
+                record, endpoint, device_endpoint=device_endpoint, say=ctx.log, timeout=timeout,
             )
             how = "device code"
+        elif params.get("redirect_url"):
+            pending = browser.load_pending(self._pending_path(record), record, timeout)
+            grant = browser.finish_with_redirect_url(
+                record, endpoint, pending, str(params["redirect_url"])
+            )
+            how = "redirect URL"
+        elif params.get("no_browser") and not ctx.interactive:
+            return self._start_sign_in_elsewhere(record, extras, redirect_host, timeout)
         elif params.get("no_browser"):
             grant = browser.authorize_by_paste(
                 record, endpoint, prompt=lambda text: ctx.prompt(text), extra_params=extras,
-                say=ctx.log, redirect_host=redirect_host,
+                say=ctx.log, redirect_host=redirect_host, timeout=timeout,
             )
             how = "pasted redirect"
         else:
@@ -296,6 +304,34 @@ class OAuthEditor:
             ),
             data={"record_name": record.record_name, "refresh_token": MASK,
                   **token_summary(grant.access_token)},
+        )
+
+    def _pending_path(self, record: OAuthRecord) -> Path:
+        digest = hashlib.sha256(record.record_name.encode("utf-8")).hexdigest()[:24]
+        return self.services.home / "pending" / f"sign-in-{digest}.json"
+
+    def _start_sign_in_elsewhere(
+        self, record: OAuthRecord, extras: dict[str, str], redirect_host: str, timeout: float
+    ) -> CommandResult:
+        """--no-browser with nobody at the terminal: print the URL and keep the sign-in, which
+        ``--redirect-url`` finishes in a second run."""
+        from robomail_plugin.credentials import browser
+
+        request = browser.build_request(
+            record, f"http://{redirect_host}:{browser.free_port()}/", extras
+        )
+        browser.save_pending(self._pending_path(record), request)
+        name = shlex.quote(record.record_name)
+        return CommandResult(
+            message=(
+                f"Open this URL in any browser and sign in:\n{request.url}\nAfter signing in, "
+                "the browser tries to open a 127.0.0.1 (or localhost) page, which may fail to "
+                "load; copy the full address from the address bar and, within "
+                f"{timeout:g} s, run:\n  hostsim oauth get-refresh-token {name} "
+                "--redirect-url 'ADDRESS'"
+            ),
+            data={"record_name": record.record_name, "authorization_url": request.url,
+                  "pending": True},
         )
 
     # --- export / import -------------------------------------------------------------------

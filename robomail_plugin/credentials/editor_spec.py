@@ -132,8 +132,12 @@ def build_editor(services: Services) -> EditorSpec:
                        help="print the URL and paste the redirect URL back"),
                  Param(name="device", type=ParamType.BOOL, default=False,
                        help="use the device-code flow (Microsoft)"),
+                 Param(name="redirect_url",
+                       help="finish a --no-browser sign-in started without a terminal: the "
+                       "address the browser showed after signing in"),
                  Param(name="timeout", type=ParamType.INT, default=300,
-                       help="seconds to wait for the browser"),
+                       help="seconds to wait for the sign-in (browser, pasted URL or device "
+                       "code)"),
                  Param(name="redirect_host", type=ParamType.CHOICE,
                        choices=("auto", *REDIRECT_HOSTS), default="auto",
                        help="host in the redirect URI: auto is localhost for Microsoft, "

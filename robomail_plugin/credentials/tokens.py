@@ -552,16 +552,23 @@ class TokenEndpoint:
             raise refusal_error(exc, record, self.presets()) from None
 
     def exchange_code(
-        self, record: OAuthRecord, session: OAuth2Session, code: str
+        self,
+        record: OAuthRecord,
+        session: OAuth2Session,
+        code: str,
+        *,
+        code_verifier: str | None = None,
     ) -> TokenGrant:
-        """Redeems an authorization code (with the session's PKCE verifier); no retries, since
-        a code is single-use."""
+        """Redeems an authorization code with its PKCE verifier (given, or the session's own);
+        no retries, since a code is single-use."""
         _no_redirects(session)
         session.register_compliance_hook("access_token_response", _check_token_answer)
         session.scope = None  # providers answer with a normalised scope; do not compare
         extra: dict[str, Any] = {"include_client_id": True}
         if record.client_secret:
             extra["client_secret"] = record.client_secret
+        if code_verifier is not None:
+            extra["code_verifier"] = code_verifier
         now = time.time()
         try:
             with allow_loopback_http(record.token_endpoint):
