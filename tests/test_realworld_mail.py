@@ -246,3 +246,35 @@ def test_a_mailing_list_footer_joins_the_text_body():
     info = parse_email(raw)
     assert info["body_text"] == "The post\n-- \nlist footer\n"
     assert info["attachments"] == []
+
+
+# --- 5. a nested multipart reusing its parent's boundary -------------------------------------------
+
+
+def pdf_part(name: str, data: bytes) -> bytes:
+    return (b"Content-Type: application/pdf; name=" + name.encode() + b"\r\n"
+            b"Content-Disposition: attachment; filename=" + name.encode() + b"\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(data))
+
+
+def test_reused_boundary_recovers_later_attachments_and_says_so(tmp_path):
+    alternative = (b'Content-Type: multipart/alternative; boundary="X"\r\n\r\n'
+                   b"--X\r\n" + text_part("plain body") + b"\r\n"
+                   b"--X\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>html body</p>\r\n"
+                   b"--X--")
+    raw = multipart(alternative, pdf_part("a.pdf", b"%PDF-a"), pdf_part("b.pdf", b"%PDF-b"),
+                    boundary=b"X")
+    assert list(stdlib(raw).iter_attachments()) == []  # the stdlib loses both
+    info = parse_email(raw, attachments_folder=str(tmp_path / "att"))
+    assert (info["body_text"], info["body_html"]) == ("plain body", "<p>html body</p>")
+    assert [(a["name"], a["size"]) for a in info["attachments"]] == [("a.pdf", 6), ("b.pdf", 6)]
+    assert (tmp_path / "att" / "b.pdf").read_bytes() == b"%PDF-b"
+    [warning] = info["warnings"]
+    assert "boundary" in warning and '"X"' in warning and "2 part(s)" in warning
+
+
+def test_a_message_cut_short_is_reported():
+    raw = multipart(text_part("body"), pdf_part("a.pdf", b"%PDF-a")).rsplit(b"--B--", 1)[0]
+    info = parse_email(raw[:-20])
+    assert info["attachments"][0]["name"] == "a.pdf"
+    assert any("closing boundary" in w for w in info["warnings"])

@@ -401,6 +401,33 @@ def _joined(parts: list[Message]) -> str:
     return out
 
 
+def _warn(out: MessageParts, text: str) -> None:
+    if text not in out.warnings:
+        out.warnings.append(text)
+
+
+def _recovered(part: Message, ctype: str, out: MessageParts) -> list[Message]:
+    """Parts the parser left in a multipart's epilogue, after what it took for the closing
+    boundary. A nested multipart that reuses its parent's boundary closes the parent early, and
+    every later part (often the attachments) lands there; mail-parser recovers them too."""
+    epilogue = getattr(part, "epilogue", None)
+    boundary = _safe(lambda: part.get_boundary(), None)
+    if not epilogue or not boundary or "--" + boundary not in epilogue:
+        return []
+    lines = list(re.finditer(rf"^--{re.escape(boundary)}(--)?[ \t]*\r?$", epilogue, re.M))
+    found: list[Message] = []
+    for line, after in zip(lines, lines[1:], strict=False):
+        if line.group(1):  # a closing boundary: the rest is a real epilogue
+            break
+        chunk = epilogue[line.end():after.start()]
+        chunk = chunk.removeprefix("\n").removesuffix("\n").removesuffix("\r")
+        found.append(parse_message(chunk.encode("ascii", "surrogateescape")))
+    if found:
+        _warn(out, f'{len(found)} part(s) came after the closing boundary "{boundary}" of a '
+              f"{ctype} part (a nested multipart reuses that boundary); they were recovered")
+    return found
+
+
 def walk_message(msg: Message) -> MessageParts:
     """The body parts and attachments of a message, in message order.
 
@@ -418,11 +445,18 @@ def walk_message(msg: Message) -> MessageParts:
         ctype = _content_type(part)
         if ctype.startswith("multipart/"):
             payload = _safe(lambda: part.get_payload(), None)
-            if depth < _MAX_DEPTH and isinstance(payload, list):
+            if depth >= _MAX_DEPTH:
+                _warn(out, f"multiparts nested deeper than {_MAX_DEPTH} levels were not looked "
+                      "into")
+            elif isinstance(payload, list):
                 seen: set[str] | None = set() if ctype == "multipart/alternative" else None
-                for sub in payload:
+                for sub in payload + _recovered(part, ctype, out):
                     if isinstance(sub, Message):
                         visit(sub, depth + 1, seen)
+            if any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect)
+                   for d in getattr(part, "defects", ())):
+                _warn(out, f"a {ctype} part has no closing boundary: the message may be cut "
+                      "short, and its last part incomplete")
             return
         disposition = _disposition(part)
         name = part_filename(part)
@@ -539,10 +573,12 @@ def message_info(
     if headers_only:
         info["has_attachments"] = _headers_only_has_attachments(msg)
         info["attachments"] = []
+        info["warnings"] = []
         return info
     parts = walk_message(msg)
     info["has_attachments"] = bool(parts.attachments)
     info["attachments"] = [a.info() for a in parts.attachments]
+    info["warnings"] = parts.warnings
     if include_body:
         info["body_text"], info["body_html"] = parts.body()
     return info
