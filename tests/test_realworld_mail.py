@@ -10,13 +10,18 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
+import email.utils
+import string
 from pathlib import Path
 
 import pytest
 from corpus.mailtest import pop3_params, run
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from imap_helpers import open_step, run_ok, step
 
 from hostsim.host import Host
+from robomail_plugin.mail.message_info import address_list, decode_header_value
 from robomail_plugin.mail.parse import parse_email
 
 ZIP = b"PK\x05\x06" + b"\x00" * 18  # an empty zip archive
@@ -278,3 +283,79 @@ def test_a_message_cut_short_is_reported():
     info = parse_email(raw[:-20])
     assert info["attachments"][0]["name"] == "a.pdf"
     assert any("closing boundary" in w for w in info["warnings"])
+
+
+# --- 6. a comma in a decoded display name ---------------------------------------------------------
+
+COMMA_TO = b"=?utf-8?q?M=C3=BCller=2C_Anna?= <anna@example.test>, bob@example.test"
+COMMA_CC = b'"Doe, John" <john@example.test>'
+
+
+def comma_message() -> bytes:
+    return (b"From: =?utf-8?q?M=C3=BCller=2C_Anna?= <anna@example.test>\r\nTo: " + COMMA_TO
+            + b"\r\nCc: " + COMMA_CC + b"\r\nReply-To: list@example.test\r\nSubject: names\r\n"
+            b"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\n\r\nbody\r\n")
+
+
+def test_address_lists_keep_a_comma_inside_a_name():
+    info = parse_email(comma_message())
+    ref = stdlib(comma_message())
+    for field in ("from", "to", "cc", "reply_to"):
+        expected = [{"name": a.display_name, "address": a.addr_spec}
+                    for a in ref[field.replace("_", "-")].addresses]
+        assert info[f"{field}_list"] == expected, field
+    assert info["to_list"][0] == {"name": "Müller, Anna", "address": "anna@example.test"}
+    assert info["cc_list"] == [{"name": "Doe, John", "address": "john@example.test"}]
+
+
+ATEXT = string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~"
+_atom = st.text(alphabet=ATEXT, min_size=1, max_size=6)
+_address = st.builds(lambda lp, d: f"{lp}@{d}.test", _atom, st.text(
+    alphabet=string.ascii_letters + string.digits + "-", min_size=1, max_size=6))
+_name = st.lists(st.text(alphabet=ATEXT + ".", min_size=1, max_size=6), max_size=3).map(" ".join)
+_space = st.sampled_from(["", " ", "  ", "\t"])
+_one = st.one_of(st.builds(lambda s, n, a: f"{s}{n} <{a}>{s}", _space, _name, _address),
+                 st.builds(lambda s, a: f"{s}{a}{s}", _space, _address))
+_pieces = st.text(alphabet=ATEXT + ". \t<>@\"(),;:[]\\", max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.lists(_one, min_size=1, max_size=4).map(",".join), _pieces))
+def test_address_lists_split_as_the_stdlib_splits_them(value):
+    """robomail splits lists of the usual forms itself (quick); they must agree with the stdlib."""
+    ours = [(e["name"], e["address"]) for e in address_list(value)]
+    theirs = [(decode_header_value(n), a) for n, a in email.utils.getaddresses([value])
+              if n or a]
+    if "\"" not in value and "(" not in value:  # quoting and comments: the stdlib's own way
+        assert ours == theirs
+
+
+CONDITION_CASES = [
+    ("to", "equals", "Müller, Anna", True),
+    ("to", "equals", "Anna", False),
+    ("to", "equals", "bob@example.test", True),
+    ("to", "starts_with", "müller, a", True),
+    ("cc", "equals", "doe, john", True),
+    ("cc", "equals", "John", False),
+    ("from", "equals", "Müller, Anna", True),
+    ("from", "ends_with", "@example.test", True),
+]
+
+
+def test_conditions_use_the_address_lists():
+    from robomail_plugin.mail.conditions import parse_conditions
+
+    info = parse_email(comma_message())
+    results = [parse_conditions([{"field": f, "op": op, "value": v}]).matches(info)
+               for f, op, v, _expected in CONDITION_CASES]
+    assert results == [expected for *_case, expected in CONDITION_CASES]
+
+
+def test_imap_loop_condition_on_a_name_with_a_comma(host, sandbox, mail_user):
+    sandbox.deliver(mail_user.username, comma_message())
+    result = run_ok(host, [open_step(sandbox, mail_user), step(
+        "IMAP Mail Loop", conditions=[{"field": "to", "op": "equals", "value": "Müller, Anna"}],
+        do=[step("Log Message", message="S:{json:Msg.to_list}")])])
+    assert [line for line in result.log if "S:" in line][0].endswith(
+        'S:[{"name": "Müller, Anna", "address": "anna@example.test"}, '
+        '{"name": "", "address": "bob@example.test"}]')

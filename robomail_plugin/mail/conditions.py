@@ -83,7 +83,7 @@ class Condition:
             return self.pattern.search(whole) is not None
         candidates = [whole.casefold()]
         if self.field in ADDRESS_FIELDS:  # "equals alice@x" matches a single address or name too
-            for name, addr in email.utils.getaddresses([whole]):
+            for name, addr in _address_pairs(info, self.field, whole):
                 candidates += [name.casefold(), addr.casefold()]
         if self.op == "equals":
             return any(c == needle for c in candidates)
@@ -112,6 +112,17 @@ class Conditions:
 
     def __bool__(self) -> bool:
         return bool(self.items)
+
+
+def _address_pairs(info: Mapping[str, Any], field: str, whole: str) -> list[tuple[str, str]]:
+    """The (name, address) pairs of an address field: from Message info's ``<field>_list``,
+    split before the names were decoded (a decoded name may hold a comma); split here only for
+    an info without the list."""
+    entries = info.get(f"{field}_list")
+    if isinstance(entries, list):
+        return [(str(e.get("name") or ""), str(e.get("address") or ""))
+                for e in entries if isinstance(e, Mapping)]
+    return email.utils.getaddresses([whole])
 
 
 def _field_text(info: Mapping[str, Any], field: str) -> str:
