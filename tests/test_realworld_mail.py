@@ -359,3 +359,16 @@ def test_imap_loop_condition_on_a_name_with_a_comma(host, sandbox, mail_user):
     assert [line for line in result.log if "S:" in line][0].endswith(
         'S:[{"name": "Müller, Anna", "address": "anna@example.test"}, '
         '{"name": "", "address": "bob@example.test"}]')
+
+
+# --- 7. dates whose offset was lost ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("date", "iso"), [
+    ("Mon, 01 Jan 2024 10:00:00 -0000", "2024-01-01T10:00:00+00:00"),
+    ("Mon, 1 Jan 2024 10:00:00 (EDT) -0400", "2024-01-01T10:00:00-04:00"),
+    ("Mon, 1 Jan 2024 23:30:00 (EDT)", "2024-01-01T23:30:00-04:00"),
+])
+def test_date_iso_keeps_the_offset(date, iso):
+    raw = b"From: x@example.test\r\nDate: " + date.encode() + b"\r\nSubject: d\r\n\r\nbody\r\n"
+    assert parse_email(raw)["date_iso"] == iso

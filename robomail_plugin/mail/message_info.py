@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import datetime as dt
 import email.errors
 import email.feedparser
 import email.utils
@@ -518,13 +519,34 @@ def html_to_text(html: str) -> str:
 # --- the info dict -------------------------------------------------------------------------------
 
 
-def _date_iso(raw: str) -> str | None:
-    if not raw:
-        return None
+_DATE_COMMENT_RE = re.compile(r"\(([^()]*)\)")
+_MINUS_ZERO_RE = re.compile(r"(?<![\d:])-0000\b")
+
+
+def _parse_date(text: str) -> dt.datetime | None:
     try:
-        parsed = email.utils.parsedate_to_datetime(raw)
+        return email.utils.parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
+
+
+def _date_iso(raw: str) -> str | None:
+    """ISO 8601 with the sender's offset. Comments are dropped first (the stdlib reads
+    ``(EDT) -0400`` as no zone) and tried as a zone name when no offset is left; ``-0000`` is
+    UTC (RFC 5322: UTC, the sender's own zone unknown), not a time without an offset."""
+    if not raw:
+        return None
+    text = _DATE_COMMENT_RE.sub(" ", raw) if "(" in raw else raw
+    parsed = _parse_date(text)
+    if parsed is not None and parsed.tzinfo is None:
+        if _MINUS_ZERO_RE.search(text):
+            parsed = parsed.replace(tzinfo=dt.UTC)
+        else:
+            for zone in _DATE_COMMENT_RE.findall(raw):
+                zoned = _parse_date(f"{text} {zone.strip()}") if zone.strip().isalpha() else None
+                if zoned is not None and zoned.tzinfo is not None:
+                    parsed = zoned
+                    break
     return parsed.isoformat() if parsed is not None else None
 
 
