@@ -372,3 +372,48 @@ def test_imap_loop_condition_on_a_name_with_a_comma(host, sandbox, mail_user):
 def test_date_iso_keeps_the_offset(date, iso):
     raw = b"From: x@example.test\r\nDate: " + date.encode() + b"\r\nSubject: d\r\n\r\nbody\r\n"
     assert parse_email(raw)["date_iso"] == iso
+
+
+# --- 8. files that are not a message ---------------------------------------------------------------
+
+OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\x00" * 16 + b">\x00\x03\x00\xfe\xff" + b"\x00" * 64
+NOT_MESSAGES = {
+    "outlook.msg": (OLE2, "Outlook .msg"),
+    "photo.png": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 40, "PNG image"),
+    "photo.jpg": (b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + b"\x00" * 40, "JPEG image"),
+    "note.txt": (b"Hello Bob,\r\nsee you tomorrow.\r\n", "first line"),
+    "header-then-binary.bin": (b"Key: value\r\n\x00\x01\x02\x03 binary\r\n", "NUL"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_MESSAGES))
+def test_a_file_that_is_not_a_message_is_a_parse_error(tmp_path, name):
+    data, reason = NOT_MESSAGES[name]
+    path = tmp_path / name
+    path.write_bytes(data)
+    result = run(Host.load(home=tmp_path / "hostsim"), [
+        {"action": "Parse Email", "params": {"file": str(path)}}])
+    assert not result.ok and result.error.code == "parse_error"
+    assert "not an RFC 5322 message" in result.error.description
+    assert reason in result.error.description
+
+
+ODD_BUT_REAL = {
+    "mbox From line": b"From sender@example.test Mon Jan  1 10:00:00 2024\r\nFrom: a@example.test\r\n"
+                      b"Subject: odd\r\n\r\nbody\r\n",
+    "no space after the colon": b"Subject:odd\r\nFrom:a@example.test\r\n\r\nbody\r\n",
+    "space before the colon": b"Subject : odd\r\nFrom: a@example.test\r\n\r\nbody\r\n",
+    "unusual header name": b"X-Spam_Score!#: 1\r\nFrom: a@example.test\r\nSubject: odd\r\n\r\nb\r\n",
+    "no headers": b"\r\njust a body\r\n",
+    "binary attachment early": multipart(b"Content-Type: application/octet-stream\r\n"
+                                         b"Content-Transfer-Encoding: binary\r\n\r\n\x00\x01\x02"),
+    "byte order mark": b"\xef\xbb\xbfFrom: a@example.test\r\nSubject: odd\r\n\r\nbody\r\n",
+}
+
+
+def test_real_messages_with_odd_first_lines_still_parse():
+    froms = {name: parse_email(data)["from"] for name, data in ODD_BUT_REAL.items()}
+    assert froms == {**{name: "a@example.test" for name in ODD_BUT_REAL},
+                     "no headers": "", "binary attachment early": "Sender <sender@example.test>",
+                     # obsolete syntax the stdlib's parser (and so robomail's) reads as a body
+                     "space before the colon": ""}
