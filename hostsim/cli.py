@@ -246,6 +246,27 @@ def fake_provider(port: int) -> None:
 
 
 @main.command()
+@click.option("--port", type=int, default=0, help="port on 127.0.0.1 (0: the OS picks a free one)")
+@click.option("--no-open", is_flag=True, help="print the address but do not start a browser")
+def ui(port: int, no_open: bool) -> None:
+    """Serve the settings screen (every plugin's credential editor) on 127.0.0.1 until Ctrl-C.
+
+    It prints the address to open, with a token only this launch knows (see
+    docs/settings-screen.md for what the screen protects against).
+    """
+    try:
+        from hostsim.ui.server import serve_forever as serve_ui
+    except ImportError as exc:  # Flask is an extra: robomail[ui]
+        raise click.ClickException(
+            f"the settings screen needs {exc.name or 'Flask'}: pip install 'robomail[ui]'"
+        ) from None
+    try:
+        serve_ui(_host(), port=port, open_browser=not no_open)
+    except OSError as exc:  # the port is taken, most likely
+        raise click.ClickException(f"cannot serve on 127.0.0.1:{port}: {exc.strerror}") from None
+
+
+@main.command()
 @click.option(
     "--record",
     default="sandbox",

@@ -1,0 +1,102 @@
+"""Serving the settings screen on 127.0.0.1: in a thread (tests, other hosts) or in the
+foreground until Ctrl-C or SIGTERM (``hostsim ui``).
+
+werkzeug's threaded WSGI server carries the HTTP; its own request log is silenced because it
+would print the first visit's query (the launch token): the app logs paths only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import webbrowser
+from typing import Any, TextIO
+
+from werkzeug.serving import WSGIRequestHandler, make_server
+
+from hostsim.host import Host
+from hostsim.ui.app import create_app
+from hostsim.ui.files import Downloads
+from hostsim.ui.jobs import Jobs
+from hostsim.ui.security import LOOPBACK, Guard
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return None
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        return None  # a malformed request line could carry the token
+
+
+class SettingsServer:
+    """The settings screen of ``host``, bound to 127.0.0.1:``port`` (0: the OS picks)."""
+
+    def __init__(self, host: Host, *, port: int = 0, log: TextIO | None = None) -> None:
+        self.guard = Guard()
+        self.jobs = Jobs()
+        self.app = create_app(host, self.guard, jobs=self.jobs, downloads=Downloads(), log=log)
+        self._server = make_server(
+            LOOPBACK, port, self.app, threaded=True, request_handler=_QuietHandler
+        )
+        self.guard.port = self._server.server_port
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self.guard.port
+
+    @property
+    def url(self) -> str:
+        """Where to open the screen: it carries the launch token."""
+        return self.guard.url
+
+    def start(self) -> SettingsServer:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
+            name="hostsim-ui", daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Cancels running commands (Get Refresh Token), stops serving, frees the port."""
+        self.jobs.stop_all()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=5)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> SettingsServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def serve_forever(
+    host: Host, *, port: int = 0, open_browser: bool = True, out: TextIO = sys.stdout
+) -> None:
+    """``hostsim ui``: serve until Ctrl-C, SIGTERM or SIGHUP, then stop cleanly (exit 0)."""
+    from hostsim.sandbox import StopSignals
+
+    with StopSignals() as stop:
+        try:
+            server = SettingsServer(host, port=port, log=sys.stderr).start()
+        except KeyboardInterrupt:
+            return
+        try:
+            print(f"Settings screen: {server.url}", file=out, flush=True)
+            print("Press Ctrl-C to stop.", file=out, flush=True)
+            if open_browser:  # in a thread: some browsers' launchers wait until they exit
+                threading.Thread(target=webbrowser.open, args=(server.url,), daemon=True).start()
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.stopping()
+            server.stop()
+            with contextlib.suppress(OSError):  # the terminal may be gone (SIGHUP)
+                print("Settings screen stopped.", file=out, flush=True)
