@@ -417,3 +417,41 @@ def test_real_messages_with_odd_first_lines_still_parse():
                      "no headers": "", "binary attachment early": "Sender <sender@example.test>",
                      # obsolete syntax the stdlib's parser (and so robomail's) reads as a body
                      "space before the colon": ""}
+
+
+# --- 13. login replies as the server wrote them ----------------------------------------------------
+
+LOGIN_REPLIES = [
+    # imaplib raises LOGIN's NO with the reply's bytes; imapclient passes on str() of that
+    ("b'[AUTHENTICATIONFAILED] Authentication failed.'",
+     "[AUTHENTICATIONFAILED] Authentication failed."),  # Dovecot
+    ("b'Login failed: authentication failure'", "Login failed: authentication failure"),  # Cyrus
+    ("b'Authentication failed'", "Authentication failed"),  # GNU Mailutils
+    ('b"Can\'t log in right now"', "Can't log in right now"),
+    ("b'Anmeldung f\\xc3\\xbcr Bob fehlgeschlagen'", "Anmeldung für Bob fehlgeschlagen"),
+    ("LOGIN command error: BAD [b'Invalid characters in atom']",
+     "BAD Invalid characters in atom"),
+    ("authenticate failed: [AUTHENTICATIONFAILED] Token rejected",
+     "[AUTHENTICATIONFAILED] Token rejected"),
+]
+
+
+def test_imap_login_replies_lose_their_python_wrappers():
+    from robomail_plugin.mail.connect import _clean_imap_reply
+
+    cleaned = [_clean_imap_reply(message) for message, _expected in LOGIN_REPLIES]
+    assert cleaned == [expected for _message, expected in LOGIN_REPLIES]
+
+
+def test_dovecot_login_refusal_reads_as_dovecot_wrote_it(sandbox, mail_user):
+    from robomail_plugin import errors
+    from robomail_plugin.mail.connect import ConnectionSettings, open_imap
+
+    settings = ConnectionSettings.from_params("imap", {
+        "server": sandbox.host, "port": sandbox.ports["imaps"], "security": "ssl",
+        "ca_file": str(sandbox.ca_file), "timeout": 20, "username": mail_user.username,
+        "password": "wrong-password"})
+    with pytest.raises(errors.LoginFailed) as info:
+        open_imap(settings, None)
+    assert info.value.server_reply == "[AUTHENTICATIONFAILED] Authentication failed."
+    assert "b'" not in str(info.value)

@@ -203,13 +203,36 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+_BYTES_LITERAL_RE = re.compile(r"""\bb('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
+
+
+def _unwrap_bytes(text: str) -> str:
+    """Each ``b'...'`` (a Python bytes repr, as imaplib's errors carry server replies) as the
+    text the server sent: quotes, escapes and the ``b`` gone, UTF-8 decoded."""
+    import ast  # only for a refused login
+
+    def one(m: re.Match[str]) -> str:
+        try:
+            value = ast.literal_eval("b" + m.group(1))
+        except (ValueError, SyntaxError):
+            return m.group(0)
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else m.group(0)
+    return _BYTES_LITERAL_RE.sub(one, text)
+
+
 def _clean_imap_reply(message: str) -> str:
-    """``AUTHENTICATE command error: NO [b'[X] Y']`` -> ``NO [X] Y``."""
-    m = re.search(r"\b(NO|BAD)\s*\[b?['\"](.*)['\"]\]\s*$", message)
+    """The server's own words from an imaplib/imapclient error: ``b'[X] Y'`` (a refused LOGIN:
+    Dovecot, Cyrus, Mailutils) -> ``[X] Y``; ``AUTHENTICATE command error: BAD [b'Y']`` ->
+    ``BAD Y``; ``authenticate failed: Y`` -> ``Y``."""
+    whole = _BYTES_LITERAL_RE.fullmatch(message.strip())
+    if whole:  # the reply itself: a "failed:" inside it is the server's, so keep it
+        return _unwrap_bytes(whole.group(0))
+    text = _unwrap_bytes(message)
+    m = re.search(r"command error: (NO|BAD)\s*\[(.*)\]\s*$", text)
     if m:
         return f"{m.group(1)} {m.group(2)}"
-    m = re.search(r"failed: (.*)$", message)
-    return m.group(1) if m else message
+    m = re.match(r"[a-z_]+ failed: (.*)$", text)  # imapclient's "<command> failed: <reply>"
+    return m.group(1) if m else text
 
 
 _TEMP_MARKERS = ("[UNAVAILABLE]", "[SYS/TEMP]", "TEMPORARY")
