@@ -455,3 +455,13 @@ def test_dovecot_login_refusal_reads_as_dovecot_wrote_it(sandbox, mail_user):
         open_imap(settings, None)
     assert info.value.server_reply == "[AUTHENTICATIONFAILED] Authentication failed."
     assert "b'" not in str(info.value)
+
+
+def test_reused_boundary_without_a_final_close_still_recovers_the_last_part():
+    alternative = (b'Content-Type: multipart/alternative; boundary="X"\r\n\r\n'
+                   b"--X\r\n" + text_part("plain body") + b"\r\n--X--")
+    raw = multipart(alternative, pdf_part("a.pdf", b"%PDF-a"), boundary=b"X").removesuffix(
+        b"--X--\r\n")
+    info = parse_email(raw)
+    assert [(a["name"], a["size"]) for a in info["attachments"]] == [("a.pdf", 6)]
+    assert "1 part(s)" in info["warnings"][0]

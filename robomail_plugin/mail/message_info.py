@@ -139,7 +139,7 @@ def _mostly_utf8(raw: bytes) -> str | None:
     sequence, so one is good evidence."""
     text = raw.decode("utf-8", "replace")
     bad = text.count("\ufffd") - raw.count(b"\xef\xbf\xbd")
-    good = sum(1 for ch in text if ch > "\x7f") - text.count("\ufffd")
+    good = len(text) - len(text.encode("ascii", "ignore")) - text.count("\ufffd")
     return text if good and good >= bad else None
 
 
@@ -426,15 +426,16 @@ def _recovered(part: Message, ctype: str, out: MessageParts) -> list[Message]:
     boundary. A nested multipart that reuses its parent's boundary closes the parent early, and
     every later part (often the attachments) lands there; mail-parser recovers them too."""
     epilogue = getattr(part, "epilogue", None)
-    boundary = _safe(lambda: part.get_boundary(), None)
+    boundary = _safe(lambda: part.get_boundary(), None) if epilogue else None
     if not epilogue or not boundary or "--" + boundary not in epilogue:
         return []
     lines = list(re.finditer(rf"^--{re.escape(boundary)}(--)?[ \t]*\r?$", epilogue, re.M))
+    ends = [line.start() for line in lines[1:]] + [len(epilogue)]
     found: list[Message] = []
-    for line, after in zip(lines, lines[1:], strict=False):
+    for line, end in zip(lines, ends, strict=True):
         if line.group(1):  # a closing boundary: the rest is a real epilogue
             break
-        chunk = epilogue[line.end():after.start()]
+        chunk = epilogue[line.end():end]
         chunk = chunk.removeprefix("\n").removesuffix("\n").removesuffix("\r")
         found.append(parse_message(chunk.encode("ascii", "surrogateescape")))
     if found:
