@@ -15,6 +15,7 @@ import click
 from hostsim.host import Host
 from hostsim.manifest import (
     MANIFEST_PATH,
+    PROJECT_ROOT,
     REFERENCE_PATH,
     build_manifest,
     check_manifest,
@@ -22,15 +23,105 @@ from hostsim.manifest import (
     render,
     render_action_reference,
 )
+from hostsim.plugins import BLOCK_ENV
 from hostsim.registry import RegistrationError
-from robomail_plugin.schema import ActionSpec
+from robomail_plugin.schema import ActionSpec, EditorSpec
 
 
 def _host(interactive: bool = False) -> Host:
+    """The host with every plugin that loads; each one that does not is named on one line."""
     try:
-        return Host.load(interactive=interactive)
+        host = Host.load(interactive=interactive)
     except RegistrationError as exc:
-        raise click.ClickException(f"a plugin could not be loaded: {exc}") from None
+        names = exc.plugins
+        hint = ""
+        if len(names) == 1:
+            hint = f"; to start without it, set {BLOCK_ENV}={names[0]}"
+        elif names:
+            hint = f"; to start without one of them, set {BLOCK_ENV}=" + " or ".join(names)
+        raise click.ClickException(f"a plugin could not be loaded: {exc}{hint}") from None
+    for failure in getattr(host.pm, "failures", ()):
+        click.echo(f"hostsim: {failure.line()}", err=True)
+    return host
+
+
+class EditorGroup(click.Group):
+    """`hostsim <record type> <command>`: the commands a registered credential editor declares."""
+
+    def __init__(self, editor: EditorSpec, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.editor = editor
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [c.id.replace("_", "-") for c in self.editor.commands]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        from hostsim.commands import to_click_command
+
+        for command in self.editor.commands:
+            if cmd_name in (command.id, command.id.replace("_", "-")):
+                return to_click_command(
+                    command,
+                    interactive=lambda: True,
+                    as_json=lambda: bool(ctx.params.get("as_json")),
+                )
+        return None
+
+
+def _editor_group(name: str, editor: EditorSpec) -> EditorGroup:
+    return EditorGroup(
+        editor,
+        name=name,
+        params=[click.Option(["--json", "as_json"], is_flag=True, help="print results as JSON")],
+        help=f"{editor.title}: {editor.help}" if editor.help else editor.title,
+        short_help=f"{editor.title} (credential editor)",
+    )
+
+
+class HostGroup(click.Group):
+    """hostsim's own commands, and `hostsim <record type> ...` for every registered editor.
+
+    The host (and with it every plugin) loads only when an editor's commands are asked for or
+    listed: `hostsim actions` and the other commands start as fast as before.
+    """
+
+    def _editors(self, ctx: click.Context) -> dict[str, EditorSpec]:
+        if "hostsim.editors" not in ctx.meta:
+            registry = _host(interactive=True).registry
+            ctx.meta["hostsim.editors"] = {
+                e.record_type.replace("_", "-"): e for e in registry.editors.values()
+            }
+        editors: dict[str, EditorSpec] = ctx.meta["hostsim.editors"]
+        return editors
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        own = super().list_commands(ctx)
+        try:
+            editors = self._editors(ctx)
+        except click.ClickException as exc:  # --help still lists hostsim's own commands
+            click.echo(f"hostsim: {exc.format_message()}", err=True)
+            editors = {}
+        return sorted({*own, *editors})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        name = cmd_name.replace("_", "-")
+        editor = self._editors(ctx).get(name)
+        return None if editor is None else _editor_group(name, editor)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:  # an editor's plugin may be missing, blocked or broken
+            raise click.UsageError(
+                f"{exc.message} Besides its own commands hostsim has one per credential editor "
+                "the loaded plugins register (`hostsim --help` and `hostsim plugins` list them).",
+                ctx=exc.ctx,
+            ) from None
 
 
 def _param_doc(p: Any) -> dict[str, Any]:
@@ -60,7 +151,7 @@ def action_doc(spec: ActionSpec) -> dict[str, Any]:
     }
 
 
-@click.group()
+@click.group(cls=HostGroup)
 @click.version_option(package_name="robomail")
 def main() -> None:
     """hostsim: load automation plugins, run task files, and try them on a private mail server."""
@@ -176,7 +267,16 @@ def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None, verbose:
 @click.option("--write", "mode", flag_value="write", help="write manifests/ from the code")
 @click.option("--path", type=click.Path(path_type=Path), default=MANIFEST_PATH, show_default=True)
 def manifest(mode: str | None, path: Path) -> None:
-    """Print, check or write the plugin manifest (and docs/actions.md, the action reference)."""
+    """Print, check or write robomail's manifest (and docs/actions.md, the action reference).
+
+    Both describe robomail's and hostsim's own registrations, whatever else is installed; the
+    files are those of the checkout hostsim runs from, whatever the current folder.
+    """
+    if mode and not (PROJECT_ROOT / "pyproject.toml").is_file():
+        raise click.ClickException(
+            f"--{mode} works on robomail's source checkout (pip install -e); hostsim runs from "
+            f"{PROJECT_ROOT}, which is not one"
+        )
     registry = _host().registry
     if mode == "write":
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -193,47 +293,6 @@ def manifest(mode: str | None, path: Path) -> None:
         click.echo(f"{path} is up to date")
     else:
         click.echo(render(build_manifest(registry)), nl=False)
-
-
-class EditorGroup(click.Group):
-    """`hostsim <record type> <command>`: commands come from the registered credential editor."""
-
-    def __init__(self, record_type: str, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.record_type = record_type
-
-    def _editor(self) -> Any:
-        editor = _host(interactive=True).registry.editors.get(self.record_type)
-        if editor is None:
-            raise click.ClickException(
-                f"no plugin registers a {self.record_type!r} credential editor; is robomail "
-                "installed and not blocked?"
-            )
-        return editor
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        try:
-            return [c.id.replace("_", "-") for c in self._editor().commands]
-        except click.ClickException:
-            return []
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        from hostsim.commands import to_click_command
-
-        for command in self._editor().commands:
-            if command.id.replace("_", "-") == cmd_name:
-                return to_click_command(
-                    command,
-                    interactive=lambda: True,
-                    as_json=lambda: bool(ctx.params.get("as_json")),
-                )
-        return None
-
-
-@main.group(cls=EditorGroup, record_type="oauth")
-@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
-def oauth(as_json: bool) -> None:
-    """The OAuth parameters editor: records, Get Refresh Token, export and import."""
 
 
 @main.command("fake-provider")

@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import json
+import types
 from pathlib import Path
 from typing import Any
 
 from hostsim.registry import Registry
-from robomail_plugin.hookspecs import PROJECT_NAME
+from robomail_plugin.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME
 
-MANIFEST_PATH = Path("manifests") / f"{PROJECT_NAME}.json"
-REFERENCE_PATH = Path("docs") / "actions.md"
+#: the source checkout hostsim is in (found from this file, not from the current folder)
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+MANIFEST_PATH = PROJECT_ROOT / "manifests" / f"{PROJECT_NAME}.json"
+REFERENCE_PATH = PROJECT_ROOT / "docs" / "actions.md"
+
+
+def _package_of(plugin: object) -> str:
+    module = plugin.__name__ if isinstance(plugin, types.ModuleType) else type(plugin).__module__
+    return module.partition(".")[0]
+
+
+def own_registrations(registry: Registry, distribution: str = PROJECT_NAME) -> Registry:
+    """What the distribution's own code registered: its entry points' plugins (and the plugins
+    they register, from the same packages) plus hostsim's core. Another installed plugin changes
+    neither the manifest nor the action reference."""
+    from importlib import metadata  # loaded here: start-up does not need it (entry_points.py)
+
+    packages = {__name__.partition(".")[0]} | {
+        ep.value.partition(":")[0].strip().partition(".")[0]
+        for ep in metadata.distribution(distribution).entry_points
+        if ep.group == ENTRY_POINT_GROUP
+    }
+    return registry.only(
+        name
+        for name, plugin in registry.pm.list_name_plugin()
+        if plugin is not None and _package_of(plugin) in packages
+    )
 
 
 def build_manifest(registry: Registry, distribution: str = PROJECT_NAME) -> dict[str, Any]:
-    """Everything the manifest says comes from the registrations and the package metadata."""
+    """Everything the manifest says comes from the distribution's own registrations and its
+    package metadata."""
     from importlib import metadata  # loaded here: start-up does not need it (entry_points.py)
 
+    registry = own_registrations(registry, distribution)
     meta = metadata.metadata(distribution)
     requirements = sorted(
         req for req in (metadata.requires(distribution) or []) if "extra ==" not in req
@@ -83,7 +111,9 @@ def _param_line(p: Any) -> str:
 
 
 def render_action_reference(registry: Registry) -> str:
-    """docs/actions.md: every action's parameters and error codes, from the declarations."""
+    """docs/actions.md: every action's parameters and error codes, from robomail's and hostsim's
+    own declarations."""
+    registry = own_registrations(registry)
     lines = [
         "# Action reference",
         "",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -12,49 +12,114 @@ from robomail_plugin.schema import ActionSpec, EditorSpec, ProviderPreset
 
 
 class RegistrationError(Exception):
-    """Two plugins registered the same thing, or a plugin registered something malformed."""
+    """Two plugins registered the same thing, or a plugin registered something malformed.
+
+    ``plugins`` names the plugins involved, so the message can say which one to block.
+    """
+
+    def __init__(self, message: str, plugins: Iterable[str] = ()) -> None:
+        super().__init__(message)
+        self.plugins = tuple(plugins)
 
 
-def _flatten(results: Iterable[Any], kind: type, hook: str) -> list[Any]:
-    items: list[Any] = []
-    for result in results:
-        for item in result or ():
-            if not isinstance(item, kind):
-                raise RegistrationError(
-                    f"{hook} returned {type(item).__name__}, not {kind.__name__}"
-                )
-            items.append(item)
+def _calls(pm: pluggy.PluginManager, hook: str) -> Iterator[tuple[str, list[Any]]]:
+    """Each plugin's answer to a registration hook, in pluggy's call order, with its name.
+
+    Calling plugin by plugin (still through the manager, so tracing sees it) tells whose
+    declaration is malformed or clashes; an exception is reported with the plugin's name.
+    """
+    caller = getattr(pm.hook, hook)
+    everyone = pm.get_plugins()
+    for impl in reversed(caller.get_hookimpls()):
+        if impl.hookwrapper or impl.wrapper:
+            continue
+        only = pm.subset_hook_caller(hook, [p for p in everyone if p is not impl.plugin])
+        try:
+            results = only()
+        except Exception as exc:
+            raise RegistrationError(
+                f"plugin {impl.plugin_name!r}: {hook} raised {type(exc).__name__}: {exc}",
+                [impl.plugin_name],
+            ) from exc
+        yield impl.plugin_name, [item for result in results for item in result or ()]
+
+
+def _checked(items: list[Any], kind: type, hook: str, plugin: str) -> list[Any]:
+    for item in items:
+        if not isinstance(item, kind):
+            raise RegistrationError(
+                f"plugin {plugin!r}: {hook} returned {type(item).__name__}, not {kind.__name__}",
+                [plugin],
+            )
     return items
+
+
+def _clash(what: str, first: str, second: str) -> RegistrationError:
+    if first == second:
+        return RegistrationError(f"plugin {first!r} registers {what} twice", [first])
+    return RegistrationError(
+        f"plugins {first!r} and {second!r} both register {what}", [first, second]
+    )
 
 
 @attrs.define
 class Registry:
-    """Actions by id and title, credential editors by record type, provider presets by key."""
+    """Actions by id and title, credential editors by record type, provider presets by key.
+
+    ``owners`` says which plugin registered each action (``"action", id``) and editor
+    (``"editor", record type``); ``only`` narrows a registry to some plugins' registrations.
+    """
 
     pm: pluggy.PluginManager
     actions: dict[str, ActionSpec] = attrs.field(factory=dict)
     editors: dict[str, EditorSpec] = attrs.field(factory=dict)
+    owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
+    plugins: frozenset[str] | None = None  # None: every plugin
 
     @classmethod
     def collect(cls, pm: pluggy.PluginManager) -> Registry:
         registry = cls(pm)
         titles: dict[str, str] = {}
-        for spec in _flatten(pm.hook.robomail_register_actions(), ActionSpec, "register_actions"):
-            if spec.id in registry.actions:
-                raise RegistrationError(f"two plugins register the action id {spec.id!r}")
-            if spec.title.lower() in titles:
-                raise RegistrationError(
-                    f"actions {titles[spec.title.lower()]!r} and {spec.id!r} share the title "
-                    f"{spec.title!r}"
-                )
-            titles[spec.title.lower()] = spec.id
-            registry.actions[spec.id] = spec
-        editors = pm.hook.robomail_register_credential_editors()
-        for editor in _flatten(editors, EditorSpec, "register_credential_editors"):
-            if editor.record_type in registry.editors:
-                raise RegistrationError(f"two plugins register the editor {editor.record_type!r}")
-            registry.editors[editor.record_type] = editor
+        for plugin, items in _calls(pm, "robomail_register_actions"):
+            for spec in _checked(items, ActionSpec, "register_actions", plugin):
+                if spec.id in registry.actions:
+                    raise _clash(
+                        f"the action id {spec.id!r}", registry.owners["action", spec.id], plugin
+                    )
+                if spec.title.lower() in titles:
+                    other = titles[spec.title.lower()]
+                    owners = (registry.owners["action", other], plugin)
+                    raise RegistrationError(
+                        f"actions {other!r} and {spec.id!r} share the title {spec.title!r} "
+                        f"(plugin {owners[0]!r}, plugin {owners[1]!r})",
+                        dict.fromkeys(owners),
+                    )
+                titles[spec.title.lower()] = spec.id
+                registry.actions[spec.id] = spec
+                registry.owners["action", spec.id] = plugin
+        for plugin, items in _calls(pm, "robomail_register_credential_editors"):
+            for editor in _checked(items, EditorSpec, "register_credential_editors", plugin):
+                if editor.record_type in registry.editors:
+                    raise _clash(
+                        f"the editor {editor.record_type!r}",
+                        registry.owners["editor", editor.record_type],
+                        plugin,
+                    )
+                registry.editors[editor.record_type] = editor
+                registry.owners["editor", editor.record_type] = plugin
         return registry
+
+    def only(self, plugins: Iterable[str]) -> Registry:
+        """What these plugins registered, and nothing another installed plugin adds."""
+        names = frozenset(plugins)
+        owned = {key: owner for key, owner in self.owners.items() if owner in names}
+        return Registry(
+            self.pm,
+            actions={k: v for k, v in self.actions.items() if ("action", k) in owned},
+            editors={k: v for k, v in self.editors.items() if ("editor", k) in owned},
+            owners=owned,
+            plugins=names,
+        )
 
     def action(self, id_or_title: str) -> ActionSpec | None:
         """Finds an action by its id or by its exact title (case-insensitive)."""
@@ -68,18 +133,36 @@ class Registry:
 
     def providers(self) -> dict[str, ProviderPreset]:
         presets: dict[str, ProviderPreset] = {}
-        for preset in _flatten(
-            self.pm.hook.robomail_oauth_providers(), ProviderPreset, "providers"
-        ):
-            if preset.key in presets:
-                raise RegistrationError(f"two plugins offer the OAuth provider {preset.key!r}")
-            presets[preset.key] = preset
+        offered_by: dict[str, str] = {}
+        for plugin, items in _calls(self.pm, "robomail_oauth_providers"):
+            if self.plugins is not None and plugin not in self.plugins:
+                continue
+            for preset in _checked(items, ProviderPreset, "providers", plugin):
+                if preset.key in presets:
+                    raise _clash(
+                        f"the OAuth provider {preset.key!r}", offered_by[preset.key], plugin
+                    )
+                presets[preset.key] = preset
+                offered_by[preset.key] = plugin
         return presets
 
     def get_access_token(self, record_name: str) -> str | None:
         return self.pm.hook.robomail_get_access_token(record_name=record_name)
 
     def plugin_names(self) -> list[tuple[str, str]]:
-        """(name, distribution or 'built in') of each registered plugin."""
+        """(name, what it is) of each plugin: its distribution, 'built in', 'registered at run
+        time' (by the host or another plugin), 'blocked (...)' or 'not loaded (...): error'."""
         dists: dict[str, str] = getattr(self.pm, "plugin_dists", {})
-        return [(name, dists.get(name, "built in")) for name, _ in self.pm.list_name_plugin()]
+        rows = []
+        for name, plugin in self.pm.list_name_plugin():
+            if plugin is None:
+                rows.append((name, f"blocked ({dists[name]})" if name in dists else "blocked"))
+            elif name in dists:
+                rows.append((name, dists[name]))
+            elif type(plugin).__module__.partition(".")[0] == __name__.partition(".")[0]:
+                rows.append((name, "built in"))
+            else:
+                rows.append((name, "registered at run time"))
+        for failure in getattr(self.pm, "failures", ()):
+            rows.append((failure.name, f"not loaded ({failure.dist}): {failure.error}"))
+        return rows

@@ -57,11 +57,12 @@ PROBE = f"""
 import json, sys
 import hostsim.cli
 from hostsim.host import Host
+from hostsim.manifest import own_registrations
 
 registry = Host.load().registry
 print(json.dumps({{
     "actions": sorted(registry.actions),
-    "editors": sorted(registry.editors),
+    "editors": sorted(own_registrations(registry).editors),  # another plugin may add its own
     "loaded": [m for m in {LAZY!r} if m in sys.modules],
     "implementation": [m for m in {IMPLEMENTATION!r} if m in sys.modules],
 }}))
