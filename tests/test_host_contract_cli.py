@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -283,3 +284,51 @@ def test_manifest_check_passes_with_another_plugin_and_from_another_folder(tmp_p
     assert printed.stdout == MANIFEST_PATH.read_text(encoding="utf-8")
     assert MANIFEST_PATH == ROOT / "manifests" / "robomail.json"
     assert REFERENCE_PATH == ROOT / "docs" / "actions.md"
+
+
+# --- packaging -------------------------------------------------------------------------------
+
+
+def _pyproject() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+
+
+def _names(requirements: list[str]) -> set[str]:
+    return {re.split(r"[<>=!~ ;\[]", r, maxsplit=1)[0].lower() for r in requirements}
+
+
+def test_the_plugin_needs_only_its_run_time_libraries():
+    project = _pyproject()
+    assert _names(project["dependencies"]) == {
+        "pluggy", "attrs", "requests", "requests-oauthlib", "cryptography", "imapclient",
+    }
+    assert "pluggy>=1.5" in project["dependencies"]
+    extras = project["optional-dependencies"]
+    assert _names(extras["host"]) == {"click", "pyyaml"}
+    assert set(extras["sandbox"]) >= {"robomail[host]"}
+    assert _names(extras["sandbox"]) == {"robomail", "pytest-httpserver", "aiosmtpd"}
+    assert any("sandbox" in r and r.startswith("robomail[") for r in extras["test"])
+    assert any(r.startswith("robomail[test") for r in extras["dev"])
+    assert project["scripts"]["hostsim"] == "hostsim.console:main"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "pip install robomail" in readme and "'robomail[host]'" in readme
+    assert "'robomail[sandbox]'" in readme
+
+
+def test_hostsim_without_click_says_which_extra_to_install():
+    code = "import sys; sys.modules['click'] = None\nfrom hostsim.console import main\nmain()"
+    run = subprocess.run([sys.executable, "-c", code, "actions"], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 1
+    assert run.stdout == ""
+    assert run.stderr.splitlines() == [
+        "hostsim needs click and PyYAML: pip install 'robomail[host]'"
+    ]
+
+
+def test_the_console_script_runs_hostsim():
+    code = "import sys\nfrom hostsim.console import main\nsys.argv = ['hostsim', 'plugins']\nmain()"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
+    assert "robomail\trobomail 0.1.0" in run.stdout.splitlines()
