@@ -17,6 +17,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ui_support import ROOT, running_screen, second_plugin
 
 from hostsim.host import Host
+from hostsim.ui.server import write_launcher
 from robomail_plugin.credentials.presets import builtin_presets
 
 CHROMIUM = "/usr/bin/chromium"
@@ -65,6 +66,22 @@ def page(browser: Browser, screen) -> Iterator[Page]:
     yield tab
     context.close()
     assert not violations, violations
+
+
+def test_the_launcher_file_opens_the_screen_and_only_its_owner_can_read_it(
+    browser, screen, tmp_path
+):
+    """`hostsim ui` starts the browser on this file: a command line (and so the token in it)
+    is visible to every user of the machine, a file of mode 0600 is not."""
+    launcher = write_launcher(tmp_path / "ui", screen.url)
+    assert launcher.stat().st_mode & 0o777 == 0o600
+    assert screen.guard.token not in launcher.as_uri()
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.goto(launcher.as_uri())
+    expect(tab).to_have_url(re.compile(r"^http://127\.0\.0\.1:\d+/editors/oauth$"))
+    expect(tab.get_by_role("heading", name="OAuth parameters", level=1)).to_be_visible()
+    context.close()
 
 
 def fill_record(page: Page, name: str, fake_provider, client: tuple[str, str],

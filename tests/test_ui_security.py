@@ -12,7 +12,10 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 import requests
@@ -69,8 +72,9 @@ def test_without_the_launch_token_every_request_is_refused(screen, path):
 def test_the_token_becomes_a_strict_httponly_cookie_and_leaves_the_address(screen):
     server, _log = screen
     first = requests.get(server.url, allow_redirects=False, timeout=10)
-    assert first.status_code == 303
-    assert first.headers["Location"] == "/"
+    assert first.status_code == 200
+    assert '<meta http-equiv="refresh" content="0;url=/">' in first.text
+    assert server.guard.token not in first.text
     cookie = first.headers["Set-Cookie"]
     assert cookie.startswith(f"{server.guard.cookie_name}={server.guard.token};")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
@@ -270,6 +274,46 @@ def test_hostsim_ui_prints_the_address_serves_it_and_stops_cleanly_on_sigterm():
     assert proc.returncode == 0, err
     assert "Settings screen stopped." in out
     assert token not in err
-    assert "GET / 303" in err
+    assert "GET / 200" in err
     with socket.socket() as probe:
         assert probe.connect_ex(("127.0.0.1", port)) != 0  # the port is free again
+
+
+def test_hostsim_ui_starts_the_browser_on_a_private_file_not_on_the_token_url(tmp_path):
+    """Every user of the machine can read a program's command line (ps): the browser gets the
+    path of a file only its owner can read, which forwards to the address with the token."""
+    seen = tmp_path / "browser.json"
+    browser = tmp_path / "browser.py"
+    browser.write_text(
+        "import json, os, sys, urllib.parse, urllib.request\n"
+        "path = urllib.request.url2pathname(urllib.parse.urlsplit(sys.argv[1]).path)\n"
+        f"json.dump({{'argv': sys.argv[1:], 'mode': os.stat(path).st_mode & 0o777, "
+        f"'page': open(path).read()}}, open({str(seen)!r}, 'w'))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hostsim.cli", "ui"], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "BROWSER": f"{sys.executable} {browser} %s"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().removeprefix("Settings screen: ")
+        deadline = time.monotonic() + 15
+        while not seen.exists():
+            assert time.monotonic() < deadline, "the browser was not started"
+            time.sleep(0.1)
+        time.sleep(0.2)  # let it finish writing
+        started = json.loads(seen.read_text())
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    token = url.split("token=", 1)[1]
+    (launcher,) = started["argv"]
+    assert launcher.startswith("file://") and token not in launcher
+    assert started["mode"] == 0o600
+    assert f'content="0;url={url}"' in started["page"]
+    assert proc.returncode == 0, err
+    assert not Path(urllib.request.url2pathname(urllib.parse.urlsplit(launcher).path)).exists()

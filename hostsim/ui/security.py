@@ -13,10 +13,11 @@ pages open in the same browser (CSRF, DNS rebinding) and framing (clickjacking):
 from __future__ import annotations
 
 import hmac
+import html
 import secrets
 from urllib.parse import urlencode
 
-from flask import Flask, Response, jsonify, redirect, request
+from flask import Flask, Response, jsonify, request
 from werkzeug.wrappers import Response as BaseResponse
 
 LOOPBACK = "127.0.0.1"
@@ -101,10 +102,20 @@ class Guard:
         return None
 
     def _welcome(self) -> BaseResponse:
-        """First visit: keep the token in a cookie and drop it from the address bar."""
+        """First visit: keep the token in a cookie and leave the address that carries it.
+
+        A page that moves on by itself, not a redirect: when the visit started elsewhere (the
+        launcher file, another program), a redirect would stay cross-site and the browser would
+        hold back the SameSite=Strict cookie; a step taken from this page is same-site.
+        """
         rest = [(k, v) for k, v in request.args.items(multi=True) if k != "token"]
-        target = request.path + (f"?{urlencode(rest)}" if rest else "")
-        response = redirect(target, code=303)
+        target = html.escape(request.path + (f"?{urlencode(rest)}" if rest else ""), quote=True)
+        response = Response(
+            '<!doctype html><meta charset="utf-8">'
+            f'<meta http-equiv="refresh" content="0;url={target}">'
+            f'<title>hostsim settings</title><p><a href="{target}">Continue</a></p>\n',
+            mimetype="text/html",
+        )
         response.set_cookie(
             self.cookie_name, self.token, httponly=True, samesite="Strict", path="/"
         )
