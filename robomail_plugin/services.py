@@ -1,8 +1,9 @@
 """The services actions share: the credential store and the token service, built lazily.
 
 Configured once by the host (``robomail_configure``). The store is the one a host or fleet plugin
-returns from ``robomail_credential_store``, else the embedded SQLite store in ROBOMAIL_HOME (or
-the host's data folder). Provider presets are robomail's own plus every plugin's.
+returns from ``robomail_credential_store``, else the PostgreSQL store ROBOMAIL_STORE names (a
+fleet's), else the embedded SQLite store in ROBOMAIL_HOME (or the host's data folder). Provider
+presets are robomail's own plus every plugin's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from robomail_plugin.store_contract import CredentialStore
 
 HOME_ENV = "ROBOMAIL_HOME"
+STORE_ENV = "ROBOMAIL_STORE"  # postgresql://... : the store a fleet of hosts shares
 
 
 def default_home() -> Path:
@@ -33,7 +35,7 @@ class Services:
     def __init__(self, host: HostServices | None = None) -> None:
         self.host = host
         self._store: Any = None
-        self._store_home: Path | None = None
+        self._store_home: tuple[Path, str] | None = None
         self._tokens: TokenService | None = None
         self._tokens_home: Path | None = None
         self._lock = threading.RLock()
@@ -50,19 +52,32 @@ class Services:
 
     @property
     def store(self) -> CredentialStore:
-        """The credential store (a plugin's, or the embedded one); built on first use."""
+        """The credential store (a plugin's, ROBOMAIL_STORE's, or the embedded one); built on
+        first use."""
         with self._lock:
-            home = self.home
-            if self._store is None or (self._store_home is not None and self._store_home != home):
+            where = (self.home, os.environ.get(STORE_ENV, "").strip())
+            if self._store is None or (self._store_home is not None and self._store_home != where):
+                replaced = self._store
                 replacement = self._plugin_store()
                 if replacement is not None:
                     self._store, self._store_home = replacement, None
                 else:
                     # loaded on first use: keeps `hostsim actions` start-up light (cryptography)
-                    from robomail_plugin.credentials.store import SQLiteCredentialStore
+                    from robomail_plugin.credentials.locations import open_store
 
-                    self._store, self._store_home = SQLiteCredentialStore(home), home
+                    self._store, self._store_home = open_store(where[1], where[0]), where
+                if replaced is not None and hasattr(replaced, "close"):
+                    replaced.close()
+                if self._tokens is not None:
+                    self._subscribe(self._store, self._tokens)
             return self._store
+
+    @staticmethod
+    def _subscribe(store: Any, tokens: TokenService) -> None:
+        """A shared store tells of other hosts' changes: drop those records' cached tokens."""
+        subscribe = getattr(store, "subscribe", None)
+        if callable(subscribe):
+            subscribe(tokens.invalidate)
 
     def _plugin_store(self) -> Any:
         """A plugin's store, checked and wrapped so its failures are clean errors; or None."""
@@ -94,12 +109,14 @@ class Services:
                 # loaded on first use: keeps `hostsim actions` start-up light (requests, oauthlib)
                 from robomail_plugin.credentials.tokens import TokenEndpoint, TokenService
 
+                store = self.store
                 self._tokens = TokenService(
                     lambda: self.store,
                     lock_dir=home / "locks",
                     endpoint=TokenEndpoint(presets=self.providers),
                 )
                 self._tokens_home = home
+                self._subscribe(store, self._tokens)
             return self._tokens
 
     def providers(self) -> dict[str, ProviderPreset]:

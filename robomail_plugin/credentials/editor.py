@@ -473,6 +473,36 @@ class OAuthEditor:
             message += f"\nStill damaged (left as it was): {problem}"
         return CommandResult(message=message, data={"key_id": key_id, "records": count})
 
+    def copy_store(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        from robomail_plugin.credentials.copying import copy_store  # loaded on first use
+
+        done = copy_store(
+            self.services.store, self.services.home, to=params.get("to") or None,
+            from_=params.get("from") or None, on_conflict=params.get("on_conflict") or "error",
+        )
+        report = done.report
+        if done.into_here:
+            for name in (*report.added, *report.overwritten):
+                self.services.tokens.invalidate(name)
+        count = len(report.added) + len(report.overwritten)
+        message = (
+            f"Copied {count} OAuth record(s), secrets included, from {done.source} to "
+            f"{done.target}."
+        )
+        if report.overwritten:
+            message += f" Overwrote {', '.join(map(repr, report.overwritten))}."
+        if report.renamed:
+            message += " Renamed " + ", ".join(f"{a!r} to {b!r}" for a, b in report.renamed) + "."
+        for item in done.damaged:
+            message += f"\nNot copied, damaged: {' '.join(item.damage.values())}"
+        return CommandResult(
+            message=message,
+            data={"source": done.source, "target": done.target, "added": list(report.added),
+                  "overwritten": list(report.overwritten),
+                  "renamed": [list(p) for p in report.renamed],
+                  "damaged": [c.record.record_name for c in done.damaged]},
+        )
+
 
 def run_command(
     services: Services, method: str, ctx: HostContext, params: Mapping[str, Any]

@@ -176,5 +176,15 @@ def build_editor(services: Services) -> EditorSpec:
                 confirm="Re-encrypt every stored secret with a new key? Keep the new key: the "
                 "old one will no longer open the store.",
                 result="key_id, records"),
+            cmd("copy_store", "Copy records between stores", "copy_store",
+                (Param(name="to", help="copy the store in use to: a postgresql:// URL, "
+                       "'embedded' (the embedded store in ROBOMAIL_HOME) or a folder"),
+                 Param(name="from", help="or copy into the store in use from one of those"),
+                 Param(name="on_conflict", type=ParamType.CHOICE, choices=ON_CONFLICT,
+                       default="error", help="what to do when a Record Name exists")),
+                "Copy every record, secrets included, between the embedded store and a "
+                "PostgreSQL store (either way); secrets move only in memory, sealed again by "
+                "the target.", scope=CommandScope.GLOBAL,
+                result="source, target, added, overwritten, renamed ([old, new] pairs), damaged"),
         ),
     )

@@ -728,6 +728,9 @@ class TokenService:
                 and (not force_refresh or token.obtained_at >= asked_at)
             ):
                 return token  # another thread refreshed while we waited
+            shared_lock = getattr(self._store(), "refresh_lock", None)
+            if shared_lock is not None:  # a store shared by several hosts locks across them
+                return self._refresh_shared(shared_lock, record_name, deadline)
             with self._process_lock(record_name, deadline):
                 record = self._store().get(record_name)
                 access, refresh_token = self.endpoint.refresh(record, deadline=deadline)
@@ -772,6 +775,26 @@ class TokenService:
             ) from None
         log.info("OAuth record %r: saved the new Refresh Token the provider issued",
                  record.record_name)
+
+    def _refresh_shared(
+        self, refresh_lock: Callable[..., Any], name: str, deadline: Deadline | None
+    ) -> AccessToken:
+        """Refreshes under the store's lock across hosts (``refresh_lock``): the record is read
+        under it and a rotated token is saved in its transaction, so no host undoes another's
+        rotation and a host killed meanwhile loses only what it had not committed."""
+        wait = self.lock_timeout
+        if deadline is not None:
+            wait = min(wait, max(0.0, deadline.left()))
+        rotated = False
+        with refresh_lock(name, timeout=wait) as held:
+            access, refresh_token = self.endpoint.refresh(held.record, deadline=deadline)
+            if refresh_token != held.record.refresh_token:
+                held.save_refresh_token(refresh_token)
+                rotated = True
+        if rotated:
+            log.info("OAuth record %r: saved the new Refresh Token the provider issued", name)
+        self._cache[name] = access
+        return access
 
     def _thread_lock(self, name: str) -> threading.Lock:
         with self._guard:
