@@ -171,7 +171,10 @@
     if (Object.keys(fieldErrors).length && dialog) dialog.close(); // the errors are in the form
     if (answer.records) showRecords(answer.records);
     if (!answer.ok) {
-      const message = `${answer.label ? answer.label + " failed: " : ""}${answer.error.message}`;
+      const code = answer.error.code ? ` (${answer.error.code})` : "";
+      const message = answer.label
+        ? `${answer.label} failed${code}: ${answer.error.message}`
+        : answer.error.message;
       const where = dialog && dialog.open ? dialog.querySelector("[data-dialog-error]") : commandError;
       where.textContent = message;
       return;
