@@ -395,6 +395,32 @@ def _imap_drop(client: IMAPClient) -> None:
         client.shutdown()
 
 
+def _imap_login_allowed(client: IMAPClient, settings: ConnectionSettings) -> None:
+    """RFC 3501: after LOGINDISABLED a client must not send LOGIN. Without TLS that means the
+    password would go in clear to a server that refuses it anyway, and the refusal read like a
+    wrong password."""
+    from imapclient import exceptions as imap_exc
+
+    try:
+        disabled = client.has_capability("LOGINDISABLED")
+        starttls = settings.security == "none" and client.has_capability("STARTTLS")
+    except (OSError, imap_exc.IMAPClientError) as exc:
+        raise _connect_error(settings, exc) from None
+    if not disabled:
+        return
+    if settings.security == "none":
+        this_port = " (on this port)" if starttls else ""
+        raise errors.ConnectFailed(
+            f"{settings.describe()} says LOGINDISABLED: it takes no password on a connection "
+            "without TLS, and robomail does not send a password in clear. Use "
+            f"security: starttls{this_port} or ssl (port 993)."
+        )
+    raise errors.LoginFailed(
+        f"{settings.describe()} says LOGINDISABLED even over TLS: it takes no user name and "
+        "password at all. Use auth: oauth if the server offers it, or ask its administrator."
+    )
+
+
 def _imap_login(
     client: IMAPClient,
     settings: ConnectionSettings,
@@ -406,6 +432,7 @@ def _imap_login(
     from imapclient import exceptions as imap_exc
 
     if settings.auth == "password":
+        _imap_login_allowed(client, settings)
         try:
             client.login(settings.username, settings.password)
         except imap_exc.IMAPClientError as exc:
@@ -547,6 +574,32 @@ def open_pop3(
     return pop
 
 
+def _pop3_user_allowed(pop: poplib.POP3, settings: ConnectionSettings) -> None:
+    """Without TLS, a server whose CAPA lists no USER takes no password here (RFC 2449): sending
+    it would put it on the wire in clear, and the refusal read like a wrong password. A server
+    without CAPA (RFC 1939 only) says nothing either way, so it gets USER as before."""
+    import poplib
+
+    if settings.security != "none":
+        return
+    try:
+        caps = {name.upper() for name in pop.capa()}
+    except poplib.error_proto as exc:
+        if pop3_eof(exc):
+            raise pop3_closed(settings, "POP3 CAPA") from None
+        return
+    except OSError as exc:
+        raise _connect_error(settings, exc) from None
+    if "USER" in caps:
+        return
+    this_port = " (on this port)" if "STLS" in caps else ""
+    raise errors.ConnectFailed(
+        f"{settings.describe()} offers no USER in its capabilities (CAPA): it takes no password "
+        "on a connection without TLS, and robomail does not send a password in clear. Use "
+        f"security: starttls{this_port} or ssl (port 995)."
+    )
+
+
 def _pop3_login(
     pop: poplib.POP3,
     settings: ConnectionSettings,
@@ -557,6 +610,7 @@ def _pop3_login(
     import poplib
 
     if settings.auth == "password":
+        _pop3_user_allowed(pop, settings)
         try:
             pop.user(settings.username)
             pop.pass_(settings.password)

@@ -1,0 +1,152 @@
+"""robomail's IMAP and POP3 actions against two server implementations: Dovecot (the sandbox)
+and GNU Mailutils (imap4d, pop3d; hostsim/mailutils.py), which lacks MOVE, UIDPLUS, keywords,
+CONDSTORE and SPECIAL-USE, so the fallbacks meet a real server. docs/servers.md lists what each
+server offers and what robomail does without it.
+
+Also here: no password in clear when the server says not to (LOGINDISABLED, POP3 without USER),
+raw searches with non-ASCII text, and a connection that is dropped after it broke.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import pytest
+from imap_helpers import run, run_ok, step
+from imapclient import IMAPClient
+from mail_fixtures import MailUser
+
+from hostsim.mailutils import MailutilsServer
+
+pytestmark = pytest.mark.sandbox  # Dovecot or Mailutils: both are private servers on loopback
+
+
+@pytest.fixture(scope="session")
+def mailutils() -> Iterator[MailutilsServer]:
+    """A running GNU Mailutils imap4d + pop3d (scripts/install-mailutils unpacks them)."""
+    server = MailutilsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@attrs.frozen
+class Target:
+    """One server under test and a fresh user with an empty mailbox on it."""
+
+    name: str
+    server: Any  # hostsim.sandbox.Sandbox or hostsim.mailutils.MailutilsServer
+    user: MailUser
+
+    def seed(self, messages: list[bytes], folder: str = "INBOX") -> None:
+        self.server.seed(self.user.username, messages, folder)
+
+    def imap(self, security: str = "ssl", **extra: Any) -> dict[str, Any]:
+        """IMAP Open params (password login)."""
+        port = self.server.ports["imaps" if security == "ssl" else "imap"]
+        return {
+            "server": self.server.host,
+            "port": port,
+            "security": security,
+            "ca_file": str(self.server.ca_file),
+            "username": self.user.username,
+            "password": self.user.password,
+            "timeout": 20,
+            **extra,
+        }
+
+    def pop3(self, security: str = "ssl", **extra: Any) -> dict[str, Any]:
+        """POP3 Open params (password login)."""
+        port = self.server.ports["pop3s" if security == "ssl" else "pop3"]
+        return {
+            "server": self.server.host,
+            "port": port,
+            "security": security,
+            "ca_file": str(self.server.ca_file),
+            "username": self.user.username,
+            "password": self.user.password,
+            "timeout": 20,
+            **extra,
+        }
+
+    def client(self, folder: str | None = "INBOX") -> IMAPClient:
+        """A direct IMAP connection for setting up and checking the mailbox."""
+        c = IMAPClient(
+            self.server.host, port=self.server.ports["imaps"], ssl_context=self.server.ssl_context()
+        )
+        c.login(self.user.username, self.user.password)
+        if folder:
+            c.select_folder(folder)
+        return c
+
+    def subjects(self, folder: str = "INBOX") -> dict[int, str]:
+        """UID -> Subject of the messages in ``folder``, not counting those marked \\Deleted."""
+        with self.client(None) as c:
+            c.select_folder(folder, readonly=True)
+            uids = c.search(["UNDELETED"])
+            data = c.fetch(uids, ["BODY.PEEK[HEADER.FIELDS (SUBJECT)]"]) if uids else {}
+        out = {}
+        for uid, entry in data.items():
+            raw = entry[b"BODY[HEADER.FIELDS (SUBJECT)]"].decode()
+            out[uid] = raw.split(":", 1)[1].strip() if ":" in raw else ""
+        return out
+
+
+def _new_user(server: Any) -> MailUser:
+    user = MailUser(f"s{secrets.token_hex(5)}@example.test", secrets.token_urlsafe(12))
+    server.add_user(user.username, user.password)
+    return user
+
+
+@pytest.fixture(params=["dovecot", "mailutils"])
+def target(request) -> Target:
+    """Each test that takes it runs once against Dovecot and once against Mailutils."""
+    server = request.getfixturevalue("sandbox" if request.param == "dovecot" else "mailutils")
+    return Target(request.param, server, _new_user(server))
+
+
+@pytest.fixture
+def mu_user(mailutils) -> MailUser:
+    return _new_user(mailutils)
+
+
+def imap_open(params: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"action": "IMAP Open", "params": {**params, **extra}}
+
+
+def pop3_step(action: str, do: list[dict[str, Any]] | None = None, **params: Any) -> dict:
+    return step(f"POP3 {action}", do=do, **params)
+
+
+# --- no password in clear --------------------------------------------------------------------
+
+
+def test_imap_refuses_a_clear_password_when_the_server_says_logindisabled(host, mailutils, mu_user):
+    """RFC 3501: a client must not send LOGIN after LOGINDISABLED; robomail said 'wrong
+    password' after sending it in clear."""
+    target = Target("mailutils", mailutils, mu_user)
+    result = run(host, [imap_open(target.imap("none"))])
+    assert not result.ok
+    assert result.error.code == "connect_failed", result.error
+    text = result.error.description
+    assert "LOGINDISABLED" in text and "security: starttls" in text and "in clear" in text
+    assert f"LOGIN {mu_user.username}" not in mailutils.log_text("imap4d")  # never sent
+    # the same port with STARTTLS takes the password
+    run_ok(host, [imap_open(target.imap("starttls")), step("IMAP Close")])
+
+
+def test_pop3_refuses_a_clear_password_when_the_server_offers_no_user(host, mailutils, mu_user):
+    """A POP3 server that lists no USER in CAPA takes no password on this connection."""
+    target = Target("mailutils", mailutils, mu_user)
+    result = run(host, [pop3_step("Open", **target.pop3("none"))])
+    assert not result.ok
+    assert result.error.code == "connect_failed", result.error
+    text = result.error.description
+    assert "USER" in text and "security: starttls" in text and "in clear" in text
+    assert f"USER {mu_user.username}" not in mailutils.log_text("pop3d")  # never sent
+    run_ok(host, [pop3_step("Open", **target.pop3("starttls")), pop3_step("Close")])
