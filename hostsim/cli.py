@@ -45,8 +45,25 @@ def _host(interactive: bool = False) -> Host:
     return host
 
 
+def _suggest(ctx: click.Context, group: click.Group, wrong: str) -> str:
+    """' Did you mean X?' for a mistyped command name, or ''."""
+    import difflib
+
+    close = difflib.get_close_matches(wrong, group.list_commands(ctx), n=1, cutoff=0.6)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
 class EditorGroup(click.Group):
     """`hostsim <record type> <command>`: the commands a registered credential editor declares."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.UsageError as exc:
+            hint = _suggest(ctx, self, args[0]) if args else ""
+            raise click.UsageError(f"{exc.message}{hint}", ctx=exc.ctx) from None
 
     def __init__(self, editor: EditorSpec, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -117,8 +134,10 @@ class HostGroup(click.Group):
         try:
             return super().resolve_command(ctx, args)
         except click.UsageError as exc:  # an editor's plugin may be missing, blocked or broken
+            hint = _suggest(ctx, self, args[0]) if args else ""
             raise click.UsageError(
-                f"{exc.message} Besides its own commands hostsim has one per credential editor "
+                f"{exc.message}{hint} Besides its own commands hostsim has one per credential "
+                "editor "
                 "the loaded plugins register (`hostsim --help` and `hostsim plugins` list them).",
                 ctx=exc.ctx,
             ) from None
@@ -151,7 +170,19 @@ def action_doc(spec: ActionSpec) -> dict[str, Any]:
     }
 
 
-@click.group(cls=HostGroup)
+ENVIRONMENT_HELP = """\b
+Environment:
+  HOSTSIM_HOME            hostsim's data folder (default ~/.local/share/hostsim)
+  ROBOMAIL_HOME           robomail's credential store (default: hostsim's data folder)
+  ROBOMAIL_KEY            the store's encryption key (else the keyring or a key file)
+  ROBOMAIL_EXPORT_PASSPHRASE  the passphrase for export/import with secrets
+  HOSTSIM_BLOCK_PLUGINS   entry-point names not to load, comma-separated
+  HOSTSIM_TRACE=1         print every hook call (secrets masked)
+  HOSTSIM_PLUGIN_CACHE=0  scan the installed plugins at every start
+"""
+
+
+@click.group(cls=HostGroup, epilog=ENVIRONMENT_HELP)
 @click.version_option(package_name="robomail")
 def main() -> None:
     """hostsim: load automation plugins, run task files, and try them on a private mail server."""
@@ -182,7 +213,12 @@ def describe(action: str) -> None:
     """Show an action's parameters, the variables it sets and its error codes."""
     spec = _host().registry.action(action)
     if spec is None:
-        raise click.ClickException(f"no action {action!r}; `hostsim actions` lists them")
+        from hostsim.task import did_you_mean
+
+        titles = [a.title for a in _host().registry.actions.values()]
+        raise click.ClickException(
+            f"no action {action!r}{did_you_mean(action, titles)}; `hostsim actions` lists them"
+        )
     click.echo(f"{spec.title}  [{spec.id}]{'  (loop: takes a do: body)' if spec.loop else ''}")
     if spec.description:
         click.echo(f"  {spec.description}")

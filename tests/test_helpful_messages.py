@@ -81,3 +81,19 @@ def test_import_overwrite_without_secrets_says_the_tokens_were_kept(tmp_path):
     target.write_text(json.dumps(document))
     _, out = cli("oauth", "import", str(target))
     assert "run get-refresh-token for 'fresh'" in out
+
+
+def test_mistyped_commands_get_a_suggestion():
+    code, out = cli("oauth", "lsit")
+    assert code != 0 and "Did you mean 'list'?" in out
+    code, out = cli("acions")
+    assert code != 0 and "Did you mean 'actions'?" in out
+    code, out = cli("describe", "IMAP Opn")
+    assert code != 0 and "did you mean 'IMAP Open'?" in out
+
+
+def test_the_top_level_help_lists_the_environment_variables():
+    _, out = cli("--help")
+    for name in ("HOSTSIM_HOME", "ROBOMAIL_HOME", "ROBOMAIL_KEY", "HOSTSIM_BLOCK_PLUGINS",
+                 "HOSTSIM_TRACE", "HOSTSIM_PLUGIN_CACHE"):
+        assert name in out
