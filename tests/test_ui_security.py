@@ -243,6 +243,41 @@ def test_a_long_command_is_a_job_the_page_polls_and_cancels(visitor, fake_provid
     assert visitor.get("/api/jobs/not-a-job").status_code == 404
 
 
+def wait_for_end(visitor, job_id: str) -> dict:
+    deadline = time.monotonic() + 15
+    while (status := visitor.get(f"/api/jobs/{job_id}").json())["state"] == "running":
+        assert time.monotonic() < deadline, "the job did not end"
+        time.sleep(0.1)
+    return status
+
+
+def test_the_device_code_flow_shows_its_code_and_stops_on_cancel(visitor, fake_provider,
+                                                                 oauth_client):
+    form = {**record_form(fake_provider, "Device"), "client_id": oauth_client[0],
+            "client_secret": oauth_client[1], "device_endpoint": fake_provider.device_url}
+    assert visitor.command("oauth", "save", form=form).status_code == 200
+    fake_provider.device_auto_approve = False  # the person approves, or cancels
+    device = {"device": "true", "timeout": "60"}
+    started = visitor.command("oauth", "get_refresh_token", record="Device", params=device)
+    assert started.status_code == 202, started.text
+    job = started.json()
+    code = re.search(r"enter the code (\S+?)\.", "\n".join(job["log"]))
+    assert code, job["log"]
+    fake_provider.approve_device(code.group(1))
+    answer = wait_for_end(visitor, job["job"])["answer"]
+    assert answer["ok"], answer
+    assert answer["message"] == (
+        "Got a Refresh Token for 'Device' (device code) and saved it in the record.")
+    assert answer["record"]["secrets"]["refresh_token"] is True
+
+    again = visitor.command("oauth", "get_refresh_token", record="Device", params=device).json()
+    visitor.http.post(f"{visitor.base}/api/jobs/{again['job']}/cancel", timeout=10,
+                      headers={"X-CSRF-Token": visitor.csrf, "Origin": visitor.base})
+    answer = wait_for_end(visitor, again["job"])["answer"]
+    assert not answer["ok"] and "cancelled" in answer["error"]["message"]
+    assert answer["record"]["secrets"]["refresh_token"] is True  # the earlier one is kept
+
+
 # --- hostsim ui ------------------------------------------------------------------------------
 
 

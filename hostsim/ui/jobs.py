@@ -14,6 +14,7 @@ from typing import Any
 from hostsim.ui.editors import Run
 
 FIRST_NEWS_S = 3.0  # the start answer waits this long for a URL to open (still a user gesture)
+AFTER_FIRST_LINE_S = 0.5
 KEEP_FINISHED = 50
 
 
@@ -72,6 +73,8 @@ class Jobs:
                 break
             run.ctx.changed.wait(left)
             run.ctx.changed.clear()
+            if run.ctx.lines:  # it speaks but opens nothing (yet): a URL comes right after, or not
+                deadline = min(deadline, time.monotonic() + AFTER_FIRST_LINE_S)
         return job
 
     def get(self, job_id: str) -> Job | None:

@@ -389,8 +389,12 @@ def authorize_with_device(
     say: Callable[[str], None] = print,
     timeout: float = 900.0,
     sleep: Callable[[float], None] = time.sleep,
+    cancelled: Callable[[], bool] | None = None,
 ) -> TokenGrant:
-    """The device-code grant (RFC 8628): show a code, the user enters it on any device, poll."""
+    """The device-code grant (RFC 8628): show a code, the user enters it on any device, poll.
+
+    ``cancelled`` (the host's Cancel button) is checked between polls.
+    """
     record = attrs.evolve(record, device_endpoint=device_endpoint)
     answer = endpoint.start_device(record)
     uri = answer.get("verification_uri") or answer.get("verification_url") or ""
@@ -410,6 +414,10 @@ def authorize_with_device(
     deadline = time.monotonic() + min(lifetime, timeout)
     while time.monotonic() < deadline:
         sleep(interval)
+        if cancelled is not None and cancelled():
+            raise _failed(
+                record, "it was cancelled before the sign-in finished; the record is unchanged."
+            )
         result = endpoint.poll_device(record, str(answer["device_code"]))
         if isinstance(result, TokenGrant):
             return result

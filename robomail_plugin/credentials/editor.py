@@ -267,6 +267,7 @@ class OAuthEditor:
                 )
             grant = browser.authorize_with_device(
                 record, endpoint, device_endpoint=device_endpoint, say=ctx.log, timeout=timeout,
+                cancelled=getattr(ctx, "cancelled", None),
             )
             how = "device code"
         elif params.get("redirect_url"):
