@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 import pytest
-from imap_helpers import run, run_ok, step
+from imap_helpers import log, logged, run, run_ok, step
 from imapclient import IMAPClient
-from mail_fixtures import MailUser
+from mail_fixtures import MailUser, make_message
 
 from hostsim.mailutils import MailutilsServer
 
@@ -150,3 +150,54 @@ def test_pop3_refuses_a_clear_password_when_the_server_offers_no_user(host, mail
     assert "USER" in text and "security: starttls" in text and "in clear" in text
     assert f"USER {mu_user.username}" not in mailutils.log_text("pop3d")  # never sent
     run_ok(host, [pop3_step("Open", **target.pop3("starttls")), pop3_step("Close")])
+
+
+# --- raw searches with non-ASCII values (CHARSET UTF-8, values as literals) ---------------------
+
+
+def _utf8_header_message(subject: str) -> bytes:
+    """A message whose Subject is raw UTF-8 (RFC 6532), not an encoded word."""
+    return (
+        f"From: a@example.test\r\nTo: b@example.test\r\nSubject: {subject}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nbody\r\n"
+    ).encode()
+
+
+RAW_CASES = {
+    'SUBJECT "Grüße"': ["Grüße aus Köln", "Grüße, roh"],
+    'OR (SUBJECT "Hello") (SUBJECT "Köln")': ["Grüße aus Köln", "Hello", "Köln again"],
+    'NOT SUBJECT "Köln" NOT SUBJECT "roh"': ["Hello"],
+    "subject köln": ["Grüße aus Köln", "Köln again"],
+    '(SUBJECT "roh")': ["Grüße, roh"],
+}
+
+
+def test_raw_search_with_non_ascii_values(host, target):
+    """8-bit values go as literals where they stand, with CHARSET UTF-8: the whole text as one
+    literal was refused by every server (a string, not search keys)."""
+    target.seed(
+        [make_message(s) for s in ("Grüße aus Köln", "Hello", "Köln again")]
+        + [_utf8_header_message("Grüße, roh")]
+    )
+    steps = [imap_open(target.imap(), folder="INBOX")]
+    for i, query in enumerate(RAW_CASES):
+        steps.append(
+            step("IMAP Mail Loop", raw_search=query, do=[log(f"Q{i}:{{json:Msg.subject}}")])
+        )
+    result = run_ok(host, steps)
+    for i, (query, expected) in enumerate(RAW_CASES.items()):
+        assert sorted(logged(result, f"Q{i}")) == expected, (target.name, query)
+
+
+def test_raw_search_refuses_line_breaks_and_literals(host, target):
+    """A line break in raw_search would end the command and start another (here: LOGOUT)."""
+    target.seed([make_message("one")])
+    for query, needle in (
+        ("ALL\r\nX1 LOGOUT", "control characters"),
+        ('SUBJECT "open', "not closed"),
+        ("SUBJECT {3}", "double quotes"),
+    ):
+        result = run(host, [imap_open(target.imap(), folder="INBOX"),
+                            step("IMAP Mail Loop", raw_search=query, do=[])])
+        assert result.error is not None and result.error.code == "invalid_parameter", query
+        assert needle in result.error.description

@@ -20,7 +20,13 @@ from robomail_plugin.mail.conditions import parse_conditions
 from robomail_plugin.mail.connect import ConnectionSettings, open_imap_as
 from robomail_plugin.mail.imap_actions import DEFAULT_CONNECTION
 from robomail_plugin.mail.imap_fetch import iter_messages
-from robomail_plugin.mail.imap_search import SearchPlan, needs_utf8, parse_uids, plan_search
+from robomail_plugin.mail.imap_search import (
+    SearchPlan,
+    needs_utf8,
+    parse_uids,
+    plan_search,
+    search_raw,
+)
 from robomail_plugin.mail.imap_session import KIND, ImapSession
 from robomail_plugin.mail.message_info import message_info, parse_message, walk_parts
 
@@ -53,12 +59,8 @@ def search_uids(
     charset = "UTF-8" if needs_utf8(criteria) else None
     uids = set(session.call("UID SEARCH", session.client.search, criteria, charset))
     raw = (raw_search or "").strip()
-    if raw:
-        raw_charset = "UTF-8" if any(ord(c) > 127 for c in raw) else None
-        raw_uids = session.call(
-            f"UID SEARCH {raw}", session.client.search, raw.encode("utf-8"), raw_charset
-        )
-        uids &= set(raw_uids)
+    if raw:  # 8-bit values go as literals, with CHARSET UTF-8 (imap_search.search_raw)
+        uids &= set(session.call(f"UID SEARCH {raw}", search_raw, session.client, raw))
     return sorted(int(u) for u in uids)
 
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.mail.conditions import Condition, Conditions
 from robomail_plugin.mail.params import MESSAGES_CHOICES
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
 
 _MESSAGES_KEYS: dict[str, list[Any]] = {
     "all": [],
@@ -134,6 +137,140 @@ def needs_utf8(criteria: Iterable[Any]) -> bool:
         if isinstance(item, list | tuple) and needs_utf8(item):
             return True
     return False
+
+
+class Literal(bytes):
+    """A search value sent as an IMAP literal (``{n}`` CRLF, then the bytes): 8-bit text may not
+    go in a quoted string (RFC 3501 9, TEXT-CHAR is 7-bit)."""
+
+
+_RAW_ATOM_RE = re.compile(r'[^\s()"]+')
+
+
+def raw_search_parts(raw: str) -> list[bytes]:
+    """The wire form of a task's ``raw_search``: ASCII text, and a ``Literal`` for each value
+    with non-ASCII characters, in order, with ``CHARSET UTF-8`` first when there is one.
+
+    Keys, parentheses and ASCII values keep their own words; only the 8-bit values become
+    literals, each where the value stood (the whole text as one literal is a single string, not
+    search keys, and every server refuses it). Line breaks and other control characters are
+    refused: they would end the command and start another.
+    """
+    bad = sorted({f"U+{ord(c):04X}" for c in raw if ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        raise errors.InvalidParameter(
+            f"raw_search contains control characters ({', '.join(bad)}); write it on one line."
+        )
+    parts: list[bytes] = []
+    text: list[str] = []  # ASCII waiting to go out as one part
+    words = 0
+    charset_given = False
+    at = 0
+    while at < len(raw):
+        ch = raw[at]
+        if ch.isspace():
+            if text and text[-1] != " ":
+                text.append(" ")
+            at += 1
+        elif ch in "()":
+            text.append(ch)
+            at += 1
+        elif ch == '"':
+            value, at = _quoted(raw, at)
+            if value.isascii():
+                text.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            else:
+                parts.append("".join(text).encode("ascii"))
+                text = []
+                parts.append(Literal(value.encode("utf-8")))
+            words += 1
+        else:
+            m = _RAW_ATOM_RE.match(raw, at)
+            assert m is not None  # ch is none of the characters that end an atom
+            word = m.group(0)
+            at = m.end()
+            if "{" in word:
+                raise errors.InvalidParameter(
+                    f"raw_search: {word!r} looks like an IMAP literal; write values in double "
+                    'quotes instead, e.g. SUBJECT "Grüße".'
+                )
+            if words == 0 and word.upper() == "CHARSET":
+                charset_given = True
+            if word.isascii():
+                text.append(word)
+            else:  # an unquoted value with non-ASCII letters
+                parts.append("".join(text).encode("ascii"))
+                text = []
+                parts.append(Literal(word.encode("utf-8")))
+            words += 1
+    parts.append("".join(text).rstrip().encode("ascii"))
+    parts = [p for p in parts if p]
+    if parts and isinstance(parts[0], bytes) and not isinstance(parts[0], Literal):
+        parts[0] = parts[0].lstrip()
+    if any(isinstance(p, Literal) for p in parts) and not charset_given:
+        parts.insert(0, b"CHARSET UTF-8 ")
+    return parts
+
+
+def _quoted(raw: str, at: int) -> tuple[str, int]:
+    """The value of the quoted string starting at ``raw[at]`` and the index after it."""
+    out: list[str] = []
+    i = at + 1
+    while i < len(raw):
+        ch = raw[i]
+        if ch == "\\" and i + 1 < len(raw):
+            out.append(raw[i + 1])
+            i += 2
+        elif ch == '"':
+            return "".join(out), i + 1
+        else:
+            out.append(ch)
+            i += 1
+    raise errors.InvalidParameter(
+        f"raw_search: the quote opened at character {at + 1} is not closed."
+    )
+
+
+def search_raw(client: IMAPClient, raw: str) -> list[int]:
+    """``UID SEARCH`` with a task's raw criteria, 8-bit values as literals (see
+    ``raw_search_parts``); the matching UIDs.
+
+    imapclient joins arguments with spaces and puts one after each literal, which cannot put a
+    literal right before ")"; so the command is written here, over imapclient's imaplib object.
+    """
+    from imapclient.response_parser import parse_message_list
+
+    parts = raw_search_parts(raw)
+    if not parts:
+        raise errors.InvalidParameter("raw_search is empty.")
+    imap = client._imap
+    tag = imap._new_tag()
+    line = tag + (b" UID SEARCH " if client.use_uid else b" SEARCH ")
+    for part in parts:
+        if not isinstance(part, Literal):
+            line += part
+            continue
+        # Synchronising literals even with LITERAL+: one round trip per value, and a server that
+        # refuses the command before a literal never reads the literal as a command.
+        imap.send(line + b"{%d}\r\n" % len(part))
+        line = b""
+        if not _continued(imap, tag):
+            break  # refused before the literal: its answer is waiting, the literal is not sent
+        imap.send(part)
+    else:
+        imap.send(line + b"\r\n")
+    typ, data = imap._command_complete("SEARCH", tag)
+    typ, data = imap._untagged_response(typ, data, "SEARCH")
+    client._checkok("search", typ, data)
+    return list(parse_message_list(data))
+
+
+def _continued(imap: Any, tag: bytes) -> bool:
+    """Waits for the server's "+" before a literal; False when it answered the command instead."""
+    while imap._get_response():  # None: the continuation came
+        if imap.tagged_commands.get(tag):
+            return False
+    return True
 
 
 _UID_PART_RE = re.compile(r"^\s*(\d+)\s*(?:[:\-]\s*(\d+|\*)\s*)?$")
