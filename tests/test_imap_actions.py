@@ -205,7 +205,10 @@ def test_move_errors(host, sandbox, mail_user):
                              create_if_missing=True)])
     assert result.error.code == "message_not_found"
     assert "9" in result.error.description
-    assert set(subjects_by_uid(sandbox, mail_user).values()) == {"m"}  # nothing moved
+    # one UID MOVE, no check first: the server's COPYUID says UID 1 moved and 9 did not
+    assert "The other UID(s) were moved to 'Elsewhere'" in result.error.description
+    assert set(subjects_by_uid(sandbox, mail_user).values()) == set()
+    assert set(subjects_by_uid(sandbox, mail_user, "Elsewhere").values()) == {"m"}
 
 
 def test_delete_marked_with_and_without_uids(host, sandbox, mail_user):

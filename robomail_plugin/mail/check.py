@@ -16,7 +16,7 @@ from typing import Any
 from robomail_plugin import errors
 from robomail_plugin.mail import files
 from robomail_plugin.mail.conditions import Conditions, parse_conditions
-from robomail_plugin.mail.imap import connect_session, search_uids
+from robomail_plugin.mail.imap import connect_session, mark_seen_uids, search_uids
 from robomail_plugin.mail.imap_fetch import iter_messages
 from robomail_plugin.mail.imap_search import plan_search
 
@@ -52,8 +52,13 @@ def _check_imap(
             criteria += ["UID", f"{last_uid + 1}:*"]
         uids = [u for u in search_uids(session, criteria) if u > last_uid]
         found: list[dict[str, Any]] = []
+        to_fetch = uids
+        if not (plan.client or download_to or params.get("save_to")):
+            # only a count or the UIDs are wanted: the search said it all, fetch nothing
+            found = [{"uid": u, "flags": None} for u in uids]
+            to_fetch = []
         for item in iter_messages(
-            session, uids, need_raw=plan.needs_body or bool(download_to), include_body=True
+            session, to_fetch, need_raw=plan.needs_body or bool(download_to), include_body=True
         ):
             info = item.info
             if plan.client and not plan.client.matches(info):
@@ -67,17 +72,11 @@ def _check_imap(
                 info["file"] = str(path)
             found.append(info)
         if mark_seen and found:
-            fresh = [i["uid"] for i in found if "\\Seen" not in i["flags"]]
+            fresh = [i["uid"] for i in found if "\\Seen" not in (i["flags"] or ())]
             if fresh:
-                session.call(
-                    "UID STORE +FLAGS \\Seen",
-                    session.client.add_flags,
-                    fresh,
-                    ["\\Seen"],
-                    silent=True,
-                )
+                mark_seen_uids(session, fresh)
             for info in found:
-                if "\\Seen" not in info["flags"]:
+                if info["flags"] is not None and "\\Seen" not in info["flags"]:
                     info["flags"] = [*info["flags"], "\\Seen"]
                 info["seen"] = True
         if only_new:
@@ -117,5 +116,7 @@ def run_check(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
         ctx.set_variable(params["save_count_to"], len(found))
     if params.get("save_to"):
         ctx.set_variable(params["save_to"], found)
+    if params.get("save_uids_to"):
+        ctx.set_variable(params["save_uids_to"], [info["uid"] for info in found])
     what = "new " if params.get("only_new") else ""
     ctx.log(f"Check for Email: {len(found)} {what}message(s) found over {protocol.upper()}")

@@ -67,6 +67,12 @@ def _params() -> list[Param]:
             help="Variable for a JSON list of the messages' info.",
         ),
         Param(
+            name="save_uids_to",
+            sets_variable=True,
+            help="Variable for the list of the UIDs found (IMAP UIDs, POP3 UIDLs): IMAP Move "
+            "Message, Set Message Flags and Delete Marked Messages take it whole.",
+        ),
+        Param(
             name="download_to",
             type=ParamType.PATH,
             help="Folder to save each message found as <uid>.eml.",

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from robomail_plugin.errors import FileError, InvalidParameter
-from robomail_plugin.mail.message_info import Attachment
+from robomail_plugin.mail.message_info import Attachment, message_info
 from robomail_plugin.mail.params import IF_EXISTS
 
 DEFAULT_NAME = "attachment"
@@ -28,6 +28,8 @@ _WINDOWS_DEVICES = frozenset(
 )
 _RESERVED_RE = re.compile(r'[<>:"|?*\x00-\x1f\x7f]')
 _PLACEHOLDER_RE = re.compile(r"\{(uid|number|subject|from|from_address|date|message_id)\}")
+_HEADER_PLACEHOLDERS = frozenset({"subject", "from", "from_address", "date", "message_id"})
+_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
 
 
 def safe_filename(name: str | None, default: str = DEFAULT_NAME) -> str:
@@ -178,6 +180,24 @@ def save_message(data: bytes, info: Mapping[str, Any], *, save_to_file: str | No
         raise InvalidParameter("say where to save the message: save_to_file, or folder "
                                "(with file_name)")
     return write_new_file(ensure_folder(folder), format_file_name(file_name, info), data, mode)
+
+
+def save_raw_message(data: bytes, *, uid: Any, number: int | None = None,
+                     save_to_file: str | None = None, folder: str | None = None,
+                     file_name: str = "{uid}.eml", if_exists: str = "unique",
+                     parsed: Any = None) -> Path:
+    """``save_message`` for downloads: the bytes are written as they came, and the message is
+    parsed only when the file name names a header field, and then only its header (a full MIME
+    parse of a message nobody reads was most of a download's time). ``parsed`` is the message
+    already parsed, when the caller has it."""
+    info: Mapping[str, Any] = {"uid": uid, "number": number}
+    if not save_to_file and _HEADER_PLACEHOLDERS.intersection(
+            _PLACEHOLDER_RE.findall(file_name or "")):
+        end = _HEADER_END_RE.search(data)
+        head = parsed if parsed is not None else (data[:end.end()] if end else data)
+        info = message_info(head, uid=uid, number=number, headers_only=True)
+    return save_message(data, info, save_to_file=save_to_file, folder=folder,
+                        file_name=file_name, if_exists=if_exists)
 
 
 def extract_attachments(attachments: Iterable[Attachment], folder: str | os.PathLike[str],

@@ -3,6 +3,11 @@
 Connecting is ``connect.open_imap``; the open connection is an ``ImapSession``; searching is
 ``imap_search``; batched fetching is ``imap_fetch``. Messages are addressed by UID in the selected
 folder; folder names are plain Unicode (imapclient does the modified UTF-7).
+
+An action costs one command: nothing is checked before a UID command, the server's answer says
+what happened (COPYUID and EXPUNGE for a move, FETCH for a store), and only an answer that does
+not tell is followed by a ``UID FETCH`` of the UIDs in doubt. A list of UIDs (a loop's
+``save_uids_to``) is one command per ``imap_session.MAX_SET_CHARS`` of UID set.
 ``imap_actions`` declares the actions (imported at start-up); this module is imported when one of
 them first runs.
 """
@@ -27,8 +32,15 @@ from robomail_plugin.mail.imap_search import (
     plan_search,
     search_raw,
 )
-from robomail_plugin.mail.imap_session import KIND, ImapSession
-from robomail_plugin.mail.message_info import message_info, parse_message, walk_parts
+from robomail_plugin.mail.imap_session import (
+    KIND,
+    CurrentMessage,
+    ImapSession,
+    folder_name,
+    is_nonexistent,
+    uid_sets,
+)
+from robomail_plugin.mail.message_info import parse_message, walk_parts
 
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom without \ % * ] ( )
@@ -122,6 +134,91 @@ def _single_uid(value: Any) -> int:
     return uids[0]
 
 
+def _uids(value: Any, what: str = "uid") -> list[int | str]:
+    """UIDs from a task value; an empty list (a bulk variable that matched nothing) is []."""
+    if isinstance(value, list | tuple) and not value:
+        return []
+    return parse_uids(value, what=what)
+
+
+def _expunges(session: ImapSession) -> int:
+    """How many untagged EXPUNGE answers arrived since the last call (and forgets them)."""
+    return len(session.client._imap.untagged_responses.pop("EXPUNGE", None) or [])
+
+
+def _present(session: ImapSession, uids: list[int]) -> set[int]:
+    """Which of ``uids`` the selected folder holds: ``UID FETCH <set> (UID)``.
+
+    Not ``UID SEARCH UID``: some servers (GNU Mailutils) read that set as sequence numbers.
+    """
+    from imapclient.response_parser import parse_fetch_response
+
+    found: set[int] = set()
+    for uid_set in uid_sets(list(uids)):
+        data = session.call(
+            "UID FETCH (UID)",
+            session.client._command_and_check,
+            "fetch",
+            uid_set,
+            "(UID)",
+            uid=True,
+        )
+        found.update(int(u) for u in parse_fetch_response(data))
+    wanted = set(uids)
+    return found & wanted  # unsolicited FETCH answers (flag changes) name other messages
+
+
+_STORE_ITEMS = {"add": b"+FLAGS", "remove": b"-FLAGS", "replace": b"FLAGS"}
+
+
+def _store(
+    session: ImapSession, uid_set: str, operation: str, flags: list[str], *, silent: bool
+) -> dict[int, list[Any]]:
+    """One ``UID STORE``; the flags the server reported for each UID it named.
+
+    FETCH answers without a UID (GNU Mailutils sends them) confirm nothing: their numbers are
+    sequence numbers, not UIDs.
+    """
+    from imapclient.imapclient import seq_to_parenstr
+    from imapclient.response_parser import parse_fetch_response
+
+    item = _STORE_ITEMS[operation] + (b".SILENT" if silent else b"")
+    data = session.call(
+        f"UID STORE {operation} {' '.join(flags)}",
+        session.client._command_and_check,
+        "store",
+        uid_set,
+        item,
+        seq_to_parenstr(flags),
+        uid=True,
+    )
+    if silent:
+        return {}
+    reported: dict[int, list[Any]] = {}
+    for entry in parse_fetch_response(data, uid_is_key=False).values():
+        uid, got = entry.get(b"UID"), entry.get(b"FLAGS")
+        if uid is not None and got is not None:
+            reported[int(uid)] = list(got)
+    return reported
+
+
+def _store_changes_nothing(
+    session: ImapSession, uid: int, operation: str, flags: list[str]
+) -> bool:
+    """Whether, by the flags the running loop fetched, a STORE leaves ``uid`` as it was: the
+    server then sends no FETCH back, and that silence is no sign of a missing message."""
+    cur = session.current_message(uid)
+    if cur is None or cur.flags is None:
+        return False
+    have = {f.lower() for f in cur.flags} - {"\\recent"}
+    wanted = {f.lower() for f in flags}
+    if operation == "add":
+        return wanted <= have
+    if operation == "remove":
+        return not wanted & have
+    return wanted == have
+
+
 # --- actions -------------------------------------------------------------------------------------
 
 
@@ -183,19 +280,67 @@ def _mail_loop(ctx: Any, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
     max_messages = int(params.get("max_messages") or 0)
     if max_messages < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more.")
+    if params.get("uids_only") and not params.get("save_uids_to"):
+        raise errors.InvalidParameter(
+            "uids_only needs save_uids_to: the variable that receives the matching UIDs."
+        )
     previous = (session.folder, session.read_only)
-    folder = params.get("folder") or ""
+    outer_message = session.current
+    folder = folder_name(params.get("folder") or "")
     if folder and folder != session.folder:
         session.select(folder, read_only=session.read_only)
     folder = session.require_selected("IMAP Mail Loop")
     try:
+        if params.get("uids_only"):
+            _collect_uids(ctx, params, session, folder, plan, max_messages)
+            return
         yield from _loop_selected(ctx, params, session, folder, plan, max_messages)
     finally:
+        session.current = outer_message  # an outer loop's message, or none
         # A loop over another folder gives the selection back, so nested loops and the steps
         # after them see the folder they expect.
         if previous[0] is not None and session.folder != previous[0]:
             with contextlib.suppress(errors.RobomailError):
                 session.select(previous[0], read_only=previous[1])
+
+
+def mark_seen_uids(session: ImapSession, uids: list[int]) -> None:
+    """Sets \\Seen on ``uids`` (UID STORE +FLAGS.SILENT, one command per UID set)."""
+    for uid_set in uid_sets(list(uids)):
+        _store(session, uid_set, "add", ["\\Seen"], silent=True)
+
+
+def _collect_uids(
+    ctx: Any,
+    params: Mapping[str, Any],
+    session: ImapSession,
+    folder: str,
+    plan: SearchPlan,
+    max_messages: int,
+) -> None:
+    """The bulk form: the matching UIDs into ``save_uids_to``, the body never runs. Only
+    conditions SEARCH cannot express make it fetch (headers, or bodies when they need them)."""
+    uids = search_uids(session, plan.criteria, params.get("raw_search"))
+    if (params.get("order") or "oldest") == "newest":
+        uids.reverse()
+    if plan.client:
+        uids = [
+            item.uid
+            for item in iter_messages(session, uids, need_raw=plan.needs_body, include_body=True)
+            if plan.client.matches(item.info)
+        ]
+    if max_messages:
+        uids = uids[:max_messages]
+    mark_seen = bool(params.get("mark_seen"))
+    if mark_seen and session.read_only:
+        ctx.log(f"mark_seen ignored: {folder!r} was selected read-only", "warning")
+    elif mark_seen and uids:
+        mark_seen_uids(session, uids)
+    ctx.set_variable(params["save_uids_to"], uids)
+    ctx.log(
+        f"IMAP Mail Loop: {len(uids)} matching UID(s) in {folder!r} saved to "
+        f"{params['save_uids_to']!r} (uids_only: the body did not run)"
+    )
 
 
 def _loop_selected(
@@ -223,7 +368,7 @@ def _loop_selected(
     )
     if not plan.client:  # with conditions checked here, the count is not known ahead
         ctx.progress(0, min(len(uids), max_messages) if max_messages else len(uids))
-    done = 0
+    done: list[int] = []
     for item in iter_messages(
         session, uids, need_raw=include_body or plan.needs_body, include_body=True
     ):
@@ -236,48 +381,69 @@ def _loop_selected(
             info.pop("body_text", None)
             info.pop("body_html", None)
         if mark_seen and "\\Seen" not in info["flags"]:
-            session.call(
-                f"UID STORE {item.uid} +FLAGS \\Seen",
-                session.client.add_flags,
-                [item.uid],
-                ["\\Seen"],
-                silent=True,
-            )
+            mark_seen_uids(session, [item.uid])
             info["flags"] = [*info["flags"], "\\Seen"]
             info["seen"] = True
+        # what the body's actions may use instead of asking the server again
+        session.current = CurrentMessage(
+            folder=folder,
+            uidvalidity=session.uidvalidity,
+            uid=item.uid,
+            number=info.get("number"),
+            flags=set(info["flags"]),
+            raw=item.raw,
+            msg=item.msg,
+        )
         ctx.set_variable(save_to, info)
         yield info
-        done += 1
-        if max_messages and done >= max_messages:
+        done.append(item.uid)
+        if max_messages and len(done) >= max_messages:
             break
-    ctx.log(f"IMAP Mail Loop: {done} message(s) processed")
+    session.current = None
+    if params.get("save_uids_to"):
+        ctx.set_variable(params["save_uids_to"], done)
+    ctx.log(f"IMAP Mail Loop: {len(done)} message(s) processed")
 
 
 def _download(ctx: Any, params: Mapping[str, Any]) -> None:
     session = _session(ctx, params)
-    folder = session.require_selected("IMAP Download Message")
+    session.require_selected("IMAP Download Message")
     uid = _single_uid(params.get("uid"))
     mark_seen = bool(params.get("mark_seen"))
-    entry = _fetch_one(session, uid, ["FLAGS", "RFC822.SIZE", "BODY.PEEK[]"])
-    raw = bytes(entry.get(b"BODY[]") or b"")
-    flags = [f.decode() if isinstance(f, bytes) else str(f) for f in entry.get(b"FLAGS", ())]
-    info = message_info(raw, uid=uid, number=entry.get(b"SEQ"), flags=flags, folder=folder)
     if_exists = files.check_if_exists(params.get("if_exists"))
-    path = files.save_message(
+    cur = session.current_message(uid)
+    msg = None
+    if cur is not None and cur.raw is not None:  # the loop fetched it a moment ago
+        raw, number, msg = cur.raw, cur.number, cur.msg
+        flags = sorted(cur.flags) if cur.flags is not None else []
+    else:
+        # mark_seen on a writable folder: BODY[] sets \Seen in the same command
+        peek = not mark_seen or session.read_only
+        entry = _fetch_one(session, uid, ["FLAGS", "BODY.PEEK[]" if peek else "BODY[]"])
+        raw = bytes(entry.get(b"BODY[]") or b"")
+        flags = [f.decode() if isinstance(f, bytes) else str(f) for f in entry.get(b"FLAGS", ())]
+        number = entry.get(b"SEQ")
+        if not peek and "\\Seen" not in flags:
+            flags.append("\\Seen")
+    path = files.save_raw_message(
         raw,
-        info,
+        uid=uid,
+        number=number,
         save_to_file=params.get("save_to_file") or None,
         folder=params.get("folder") or None,
         file_name=params.get("file_name") or "{uid}.eml",
         if_exists=if_exists,
+        parsed=msg,
     )
     saved = [path]
     if params.get("attachments_folder"):
-        _text, _html, found = walk_parts(parse_message(raw))
+        _text, _html, found = walk_parts(msg if msg is not None else parse_message(raw))
         saved += files.extract_attachments(found, params["attachments_folder"], if_exists)
     if mark_seen and "\\Seen" not in flags:
         session.require_writable("IMAP Download Message with mark_seen")
-        session.call("UID STORE +FLAGS \\Seen", session.client.add_flags, [uid], ["\\Seen"])
+        mark_seen_uids(session, [uid])
+        if cur is not None and cur.flags is not None:
+            cur.flags.add("\\Seen")
     if params.get("save_path_to"):
         ctx.set_variable(params["save_path_to"], str(path))
     ctx.log(
@@ -291,6 +457,7 @@ def _get_flags(ctx: Any, params: Mapping[str, Any]) -> None:
     uid = _single_uid(params.get("uid"))
     entry = _fetch_one(session, uid, ["FLAGS"])
     flags = [f.decode() if isinstance(f, bytes) else str(f) for f in entry.get(b"FLAGS", ())]
+    session.flags_changed(uid, flags)
     value: Any = flags if params.get("as_json") else " ".join(flags)
     ctx.set_variable(params.get("save_to") or "Flags", value)
 
@@ -299,35 +466,46 @@ def _set_flags(ctx: Any, params: Mapping[str, Any]) -> None:
     session = _session(ctx, params)
     folder = session.require_selected("IMAP Set Message Flags")
     session.require_writable("IMAP Set Message Flags")
-    uids = parse_uids(params.get("uid"))
+    uids = _uids(params.get("uid"))
     flags = parse_flags(params.get("flags"))
     operation = (params.get("operation") or "add").lower()
     if not flags and operation != "replace":
         raise errors.InvalidParameter("flags is empty: give e.g. \\Seen or \\Flagged.")
-    method = {
-        "add": session.client.add_flags,
-        "remove": session.client.remove_flags,
-        "replace": session.client.set_flags,
-    }.get(operation)
-    if method is None:
+    if operation not in _STORE_ITEMS:
         raise errors.InvalidParameter("operation must be add, remove or replace.")
+    shown = " ".join(flags) or "(no flags)"
+    if not uids:
+        ctx.log(f"{operation} {shown}: no UIDs given (an empty list), nothing changed")
+        return
     explicit = _explicit(uids)
-    result = session.call(
-        f"UID STORE {operation} {' '.join(flags)}", method, uids, flags, silent=explicit is None
-    )
-    if explicit is not None:
-        # A STORE that changes nothing may send no FETCH back: ask before calling a UID missing.
-        unconfirmed = [u for u in explicit if u not in (result or {})]
+    reported: dict[int, list[Any]] = {}
+    for uid_set in uid_sets(uids):
+        # non-silent for explicit UIDs: the FETCH answers say which exist
+        reported.update(_store(session, uid_set, operation, flags, silent=explicit is None))
+    for uid, now in reported.items():
+        session.flags_changed(uid, now)
+    if explicit is None:
+        if session.current is not None:
+            session.current.flags = None  # a range may have changed them: unknown now
+    else:
+        # A STORE that changes nothing sends no FETCH back: that is no sign of a missing
+        # message when the loop's flags say so; otherwise ask (UID FETCH, one command).
+        unconfirmed = [
+            u
+            for u in explicit
+            if u not in reported and not _store_changes_nothing(session, u, operation, flags)
+        ]
         if unconfirmed:
-            present = set(
-                session.call(
-                    "UID SEARCH", session.client.search, ["UID", ",".join(map(str, unconfirmed))]
-                )
-            )
+            present = _present(session, unconfirmed)
             missing = [u for u in unconfirmed if u not in present]
             if missing:
                 raise _missing_error(missing, folder)
-    ctx.log(f"{operation} {' '.join(flags) or '(no flags)'} on UID {params.get('uid')}")
+    ctx.log(f"{operation} {shown} on UID {_shown_uids(uids)}")
+
+
+def _shown_uids(uids: list[int | str]) -> str:
+    text = ",".join(str(u) for u in uids[:20])
+    return text + (f" ... ({len(uids)} in all)" if len(uids) > 20 else "")
 
 
 def _delete_marked(ctx: Any, params: Mapping[str, Any]) -> None:
@@ -335,23 +513,26 @@ def _delete_marked(ctx: Any, params: Mapping[str, Any]) -> None:
     folder = session.require_selected("IMAP Delete Marked Messages")
     session.require_writable("IMAP Delete Marked Messages")
     raw_uids = params.get("uids")
-    if raw_uids not in (None, "", []):
-        uids = parse_uids(raw_uids, what="uids")
-        if not session.has("UIDPLUS"):
+    if raw_uids is not None:
+        uids = _uids(raw_uids, what="uids")
+        if uids and not session.has("UIDPLUS"):
             raise errors.MailProtocolError(
                 f"{session.settings.describe()} lacks UIDPLUS, so it cannot expunge only some "
-                "UIDs. Leave uids empty to expunge every message marked \\Deleted."
+                "UIDs. Leave uids out to expunge every message marked \\Deleted."
             )
-        marked = session.call(
-            "UID SEARCH DELETED",
-            session.client.search,
-            ["UID", ",".join(map(str, uids)), "DELETED"],
-        )
-        session.call("UID EXPUNGE", session.client.uid_expunge, uids)
-        count = len(marked)
+        count = 0
+        _expunges(session)
+        for uid_set in uid_sets(uids):
+            # the server names each message it expunges: no SEARCH needed to count them
+            session.call("UID EXPUNGE", session.client.uid_expunge, uid_set)
+            count += _expunges(session)
+        if not uids:
+            ctx.log("uids is an empty list: nothing expunged (leave uids out for all)")
     else:
         _msg, resps = session.call("EXPUNGE", session.client.expunge)
         count = sum(1 for r in resps if len(r) > 1 and r[1] == b"EXPUNGE")
+    if count:
+        session.current = None  # sequence numbers moved; the loop's message may be gone
     if params.get("save_count_to"):
         ctx.set_variable(params["save_count_to"], count)
     ctx.log(f"expunged {count} message(s) from {folder!r}")
@@ -380,15 +561,6 @@ def parse_copyuid(text: str) -> dict[int, int]:
     return dict(zip(src, dst, strict=False)) if len(src) == len(dst) else {}
 
 
-def _untagged_copyuid(session: ImapSession, *, clear: bool = False) -> str:
-    responses = session.client._imap.untagged_responses
-    if clear:
-        responses.pop("COPYUID", None)
-        return ""
-    found = responses.pop("COPYUID", None) or []
-    return " ".join(_text_of(x) for x in found if x)
-
-
 def _text_of(value: Any) -> str:
     return (
         bytes(value).decode("ascii", "replace")
@@ -401,36 +573,53 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
     session = _session(ctx, params)
     folder = session.require_selected("IMAP Move Message")
     session.require_writable("IMAP Move Message")
-    uids = parse_uids(params.get("uid"))
-    destination = params.get("destination") or ""
+    uids = _uids(params.get("uid"))
+    destination = folder_name(params.get("destination") or "")
     if not destination:
         raise errors.InvalidParameter("destination is empty: give the folder to move to.")
     if destination == folder:
         raise errors.InvalidParameter(f"destination {destination!r} is the selected folder.")
-    session.ensure_folder(destination, bool(params.get("create_if_missing")))
     explicit = _explicit(uids)
-    if explicit is not None:
-        present = session.call(
-            "UID SEARCH", session.client.search, ["UID", ",".join(map(str, explicit))]
-        )
-        missing = [u for u in explicit if u not in set(present)]
-        if missing:
-            raise _missing_error(missing, folder)
-    _untagged_copyuid(session, clear=True)
-    if session.has("MOVE"):
-        reply = session.call(f"UID MOVE to {destination!r}", session.client.move, uids, destination)
+    if not uids:
+        if params.get("save_new_uid_to"):
+            ctx.set_variable(params["save_new_uid_to"], {})
+        ctx.log(f"no UIDs given (an empty list): nothing moved to {destination!r}")
+        return
+    use_move = session.has("MOVE")
+    uidplus = session.has("UIDPLUS")
+    missing: list[int] = []
+    targets = uids
+    checked = False
+    if explicit is not None and not uidplus and (not use_move or len(explicit) > 1):
+        # The answer will not say which UIDs moved (no COPYUID; and COPY + STORE succeed on
+        # missing UIDs silently): ask first.
+        present = _present(session, explicit)
+        missing = [u for u in explicit if u not in present]
+        targets = [u for u in explicit if u in present]
+        checked = True
+    mapping: dict[int, int] = {}
+    create = bool(params.get("create_if_missing"))
+    for uid_set in uid_sets(targets):
+        moved, expunged = _move_set(session, uid_set, destination, create, use_move, uidplus)
+        mapping.update(moved)
+        if explicit is not None and not checked:
+            missing += _unmoved(_expand_set(uid_set), moved, expunged, use_move)
+    if targets:
+        session.current = None  # the loop's message left the folder (or may have)
+    if use_move:
         how = "MOVE"
+    elif uidplus:
+        how = "COPY + \\Deleted + UID EXPUNGE"
     else:
-        reply = session.call(f"UID COPY to {destination!r}", session.client.copy, uids, destination)
-        session.call(
-            "UID STORE +FLAGS \\Deleted", session.client.add_flags, uids, ["\\Deleted"], silent=True
-        )
-        if session.has("UIDPLUS"):
-            session.call("UID EXPUNGE", session.client.uid_expunge, uids)
-            how = "COPY + \\Deleted + UID EXPUNGE"
-        else:
-            how = "COPY + \\Deleted (run IMAP Delete Marked Messages to expunge)"
-    mapping = parse_copyuid(_text_of(reply or b"") + " " + _untagged_copyuid(session))
+        how = "COPY + \\Deleted (run IMAP Delete Marked Messages to expunge)"
+        if targets:
+            ctx.log(
+                f"{session.settings.describe()} has neither MOVE nor UIDPLUS: the moved "
+                f"message(s) stay in {folder!r} marked \\Deleted until IMAP Delete Marked "
+                "Messages or IMAP Close with expunge: true. Until then a loop over "
+                f"{folder!r} sees them again, and moving them again copies them again.",
+                "warning",
+            )
     if params.get("save_new_uid_to"):
         value: Any
         if explicit is not None and len(explicit) == 1:
@@ -438,12 +627,82 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
         else:
             value = {str(k): v for k, v in sorted(mapping.items())}
         ctx.set_variable(params["save_new_uid_to"], value)
-    ctx.log(f"moved UID {params.get('uid')} from {folder!r} to {destination!r} ({how})")
+    if missing:
+        error = _missing_error(missing, folder)
+        if len(missing) < len(uids):
+            error = errors.MessageNotFound(
+                f"{error} The other UID(s) were moved to {destination!r}."
+            )
+        raise error
+    ctx.log(f"moved UID {_shown_uids(uids)} from {folder!r} to {destination!r} ({how})")
+
+
+def _unmoved(
+    wanted: list[int], mapping: dict[int, int], expunged: int, use_move: bool
+) -> list[int]:
+    """The UIDs of ``wanted`` the server's answer shows were not moved (they are missing)."""
+    if mapping:  # COPYUID names every source UID it moved
+        return [u for u in wanted if u not in mapping]
+    if use_move and expunged >= len(wanted):  # moved, though the server named no new UIDs
+        return []
+    return wanted  # "OK No messages found": nothing was there to move
+
+
+def _move_set(
+    session: ImapSession,
+    uid_set: str,
+    destination: str,
+    create: bool,
+    use_move: bool,
+    uidplus: bool,
+) -> tuple[dict[int, int], int]:
+    """One UID MOVE (or COPY + \\Deleted [+ UID EXPUNGE]) of ``uid_set``; the COPYUID mapping
+    and how many messages left the folder. The destination is not checked first: a missing one
+    answers [TRYCREATE], and is then created (``create``) or reported."""
+    client = session.client
+    untagged = client._imap.untagged_responses
+    for attempt in (1, 2):
+        untagged.pop("COPYUID", None)
+        _expunges(session)
+        try:
+            if use_move:
+                reply = session.call(
+                    f"UID MOVE to {destination!r}", client.move, uid_set, destination
+                )
+            else:
+                reply = session.call(
+                    f"UID COPY to {destination!r}", client.copy, uid_set, destination
+                )
+            break
+        except errors.MailProtocolError as exc:
+            if attempt == 2 or not _destination_missing(session, destination, exc):
+                raise
+            if not create:
+                raise session.folder_not_found(destination) from None
+            session.create_folder(destination)
+    found = untagged.pop("COPYUID", None) or []
+    mapping = parse_copyuid(_text_of(reply or b"") + " " + " ".join(_text_of(x) for x in found))
+    session.known_folders.add(destination)
+    if use_move:
+        return mapping, _expunges(session)
+    _store(session, uid_set, "add", ["\\Deleted"], silent=True)
+    if uidplus:
+        session.call("UID EXPUNGE", client.uid_expunge, uid_set)
+    return mapping, _expunges(session)
+
+
+def _destination_missing(session: ImapSession, folder: str, exc: errors.RobomailError) -> bool:
+    """Whether a refused MOVE/COPY was for want of its destination: the reply says so
+    ([TRYCREATE]), or (for servers that do not) LIST finds no such folder."""
+    if is_nonexistent(exc.server_reply or ""):
+        return True
+    session.folder_gone(folder)
+    return not session.folder_exists(folder)
 
 
 def _folder_info(ctx: Any, params: Mapping[str, Any]) -> None:
     session = _session(ctx, params)
-    folder = params.get("folder") or ""
+    folder = folder_name(params.get("folder") or "")
     folder = folder or session.require_selected("IMAP Folder Info")
     session.ensure_folder(folder, False)
     status = session.call(f"STATUS {folder!r}", session.client.folder_status, folder)

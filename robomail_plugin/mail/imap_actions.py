@@ -59,7 +59,8 @@ def _uid_param(name: str = "uid", *, ranges: bool = False) -> Param:
             name=name,
             type=ParamType.LIST,
             required=True,
-            help="One UID, a list (1,3,5) or a range (1:5, 10:*) in the selected folder.",
+            help="One UID, a list (1,3,5, or a loop's save_uids_to) or a range (1:5, 10:*) in "
+            "the selected folder; a list is one command, and an empty list does nothing.",
         )
     return Param(name=name, required=True, help="The message's UID in the selected folder.")
 
@@ -240,6 +241,20 @@ def action_specs(services: Any) -> list[ActionSpec]:
                     sets_variable=True,
                     help="Variable that receives each message's info (JSON).",
                 ),
+                Param(
+                    name="save_uids_to",
+                    sets_variable=True,
+                    help="Variable for the list of UIDs the loop went through (set when it "
+                    "ends): give it to Move Message, Set Message Flags or Delete Marked "
+                    "Messages to act on all of them in one command.",
+                ),
+                Param(
+                    name="uids_only",
+                    type=ParamType.BOOL,
+                    default=False,
+                    help="Only put the matching UIDs into save_uids_to: the body does not run "
+                    "and nothing is fetched unless a condition needs it (the bulk form).",
+                ),
             ],
             (*SESSION_ERRORS, E_FOLDER),
             loop=True,
@@ -312,8 +327,8 @@ def action_specs(services: Any) -> list[ActionSpec]:
                 Param(
                     name="uids",
                     type=ParamType.LIST,
-                    help="Only these UIDs (list or range; UID EXPUNGE, needs UIDPLUS); "
-                    "empty = every message marked \\Deleted.",
+                    help="Only these UIDs (list or range; UID EXPUNGE, needs UIDPLUS); an "
+                    "empty list expunges none; not given = every message marked \\Deleted.",
                 ),
                 Param(
                     name="save_count_to",

@@ -3,18 +3,21 @@
 Loops and Check for Email give a snapshot of UIDs; this module fetches them in batches
 (``UID FETCH <200 uids> (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER.FIELDS (...)])``, only the
 headers Message info is made from) and, only when bodies are needed, the bodies in sub-batches
-bounded by their total size. It never sets \\Seen: every body fetch is a PEEK.
+bounded by their total size. It never sets \\Seen: every body fetch is a PEEK. A whole message is
+parsed once: its Message info and, for a Download in the loop body, its parts come from the same
+parse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from email.message import Message
 from typing import Any
 
 import attrs
 
 from robomail_plugin.mail.imap_session import ImapSession
-from robomail_plugin.mail.message_info import INFO_HEADERS, message_info
+from robomail_plugin.mail.message_info import INFO_HEADERS, message_info, parse_message
 
 FETCH_BATCH = 200
 BODY_BATCH_BYTES = 8 * 1024 * 1024
@@ -23,11 +26,12 @@ HEADER_ITEM = f"BODY.PEEK[HEADER.FIELDS ({' '.join(INFO_HEADERS).upper()})]"
 
 @attrs.frozen
 class Fetched:
-    """One message as fetched: its UID, Message info, and whole bytes when fetched."""
+    """One message as fetched: its UID, Message info, and whole bytes (parsed) when fetched."""
 
     uid: int
     info: dict[str, Any]
     raw: bytes | None = attrs.field(default=None, repr=False)
+    msg: Message | None = attrs.field(default=None, repr=False)
 
 
 def _text(value: Any) -> str:
@@ -57,14 +61,14 @@ def _body_chunks(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
 
 
 def _info(
-    uid: int, entry: dict[bytes, Any], folder: str, raw: bytes | None, include_body: bool
+    uid: int, entry: dict[bytes, Any], folder: str, msg: Message | None, include_body: bool
 ) -> dict[str, Any]:
     flags = [_text(f) for f in entry.get(b"FLAGS", ())]
     size = entry.get(b"RFC822.SIZE")
     number = entry.get(b"SEQ")
-    if raw is not None:
-        info = message_info(
-            raw,
+    if msg is not None:
+        return message_info(
+            msg,
             uid=uid,
             number=number,
             flags=flags,
@@ -72,12 +76,10 @@ def _info(
             size=size,
             include_body=include_body,
         )
-    else:
-        header = next((bytes(v) for k, v in entry.items() if k.startswith(b"BODY[HEADER")), b"")
-        info = message_info(
-            header, uid=uid, number=number, flags=flags, folder=folder, size=size, headers_only=True
-        )
-    return info
+    header = next((bytes(v) for k, v in entry.items() if k.startswith(b"BODY[HEADER")), b"")
+    return message_info(
+        header, uid=uid, number=number, flags=flags, folder=folder, size=size, headers_only=True
+    )
 
 
 def iter_messages(
@@ -124,5 +126,8 @@ def iter_messages(
                 if raw is None:  # vanished between the two fetches
                     continue
                 raw = bytes(raw)
-                yield Fetched(uid, _info(uid, meta[uid], folder, raw, include_body), raw)
+                msg = parse_message(raw)
+                if meta[uid].get(b"RFC822.SIZE") is None:
+                    meta[uid][b"RFC822.SIZE"] = len(raw)
+                yield Fetched(uid, _info(uid, meta[uid], folder, msg, include_body), raw, msg)
             del bodies

@@ -4,6 +4,11 @@ IMAP Open registers one of these under the connection name; the other IMAP actio
 Every server command goes through ``call`` so a refused command always becomes a
 ``MailProtocolError`` carrying the server's literal reply, and a dropped connection a
 ``ConnectFailed`` that says so.
+
+Round trips are what a loop costs over a real network, so the session remembers what it has
+learnt: the folders known to exist (asked once per connection, forgotten when a command says one
+is gone; INBOX always exists, in any case) and the message a loop is on (its flags, and its bytes
+when the loop fetched them), so an action in the loop body needs one command, or none.
 """
 
 from __future__ import annotations
@@ -13,16 +18,76 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import attrs
+
 from robomail_plugin import errors
 from robomail_plugin.mail.connect import ConnectionSettings
 
 if TYPE_CHECKING:
+    from email.message import Message
+
     from imapclient import IMAPClient
 
 T = TypeVar("T")
 KIND = "imap"
 
 _NONEXISTENT_RE = re.compile(r"\[(NONEXISTENT|TRYCREATE)\]|doesn't exist|does not exist", re.I)
+#: Longest UID set put in one command. Servers limit a command line (Dovecot 64 KB, others 8 KB;
+#: RFC 7162 asks clients to stay under 8,192 octets); consecutive UIDs become ranges first.
+MAX_SET_CHARS = 7000
+
+
+def is_inbox(folder: str) -> bool:
+    """INBOX is case-insensitive (RFC 3501 5.1); other names are compared as written."""
+    return folder.upper() == "INBOX"
+
+
+def folder_name(folder: str) -> str:
+    """The name to send and remember: INBOX in capitals, anything else unchanged."""
+    return "INBOX" if is_inbox(folder) else folder
+
+
+def uid_sets(uids: list[int | str], max_chars: int | None = None) -> list[str]:
+    """Compact IMAP UID sets (``1:5,9,12:14``), each at most ``max_chars`` (MAX_SET_CHARS) long.
+
+    Consecutive UIDs become ranges; ranges given as text (``10:*``) are kept as they are.
+    """
+    max_chars = max_chars or MAX_SET_CHARS
+    numbers = sorted({u for u in uids if isinstance(u, int)})
+    parts: list[str] = []
+    at = 0
+    while at < len(numbers):
+        end = at
+        while end + 1 < len(numbers) and numbers[end + 1] == numbers[end] + 1:
+            end += 1
+        lo, hi = numbers[at], numbers[end]
+        parts.append(str(lo) if lo == hi else f"{lo}:{hi}")
+        at = end + 1
+    parts += [u for u in uids if isinstance(u, str)]
+    sets: list[str] = []
+    current = ""
+    for part in parts:
+        if current and len(current) + 1 + len(part) > max_chars:
+            sets.append(current)
+            current = ""
+        current = f"{current},{part}" if current else part
+    if current:
+        sets.append(current)
+    return sets
+
+
+@attrs.define
+class CurrentMessage:
+    """The message a loop is on: what it fetched, so its body's actions need not ask again."""
+
+    folder: str
+    uidvalidity: int | None
+    uid: int
+    number: int | None = None
+    #: its flags as last reported by the server; None when a range STORE may have changed them
+    flags: set[str] | None = None
+    raw: bytes | None = attrs.field(default=None, repr=False)
+    msg: Message | None = attrs.field(default=None, repr=False)
 
 
 def server_reply(exc: BaseException) -> str:
@@ -48,6 +113,15 @@ class ImapSession:
         self.folder: str | None = None
         self.read_only = False
         self.uidvalidity: int | None = None
+        #: folders known to exist on this connection (INBOX always does)
+        self.known_folders: set[str] = set()
+        #: the message the innermost running loop is on, or None
+        self.current: CurrentMessage | None = None
+        # The capabilities the server sent with its login answer, kept now: imapclient drops
+        # untagged answers at SELECT and would ask again (one more round trip) at the first
+        # command that consults them.
+        with contextlib.suppress(Exception):
+            client.capabilities()
 
     def __repr__(self) -> str:
         where = self.settings.describe()
@@ -108,12 +182,32 @@ class ImapSession:
     # --- folders -----------------------------------------------------------------------------
 
     def folder_exists(self, folder: str) -> bool:
-        return bool(self.call(f"LIST {folder!r}", self.client.folder_exists, folder))
+        """Whether ``folder`` exists: LIST once per folder and connection, INBOX never."""
+        folder = folder_name(folder)
+        if folder == "INBOX" or folder in self.known_folders:
+            return True
+        found = bool(self.call(f"LIST {folder!r}", self.client.folder_exists, folder))
+        if found:
+            self.known_folders.add(folder)
+        return found
+
+    def folder_gone(self, folder: str) -> None:
+        """A command said ``folder`` does not exist (deleted meanwhile): ask again next time."""
+        self.known_folders.discard(folder_name(folder))
 
     def create_folder(self, folder: str) -> None:
         self.call(f"CREATE {folder!r}", self.client.create_folder, folder)
+        self.known_folders.add(folder_name(folder))
         with contextlib.suppress(errors.RobomailError):
             self.call(f"SUBSCRIBE {folder!r}", self.client.subscribe_folder, folder)
+
+    def folder_not_found(self, folder: str) -> errors.FolderNotFound:
+        self.folder_gone(folder)
+        return errors.FolderNotFound(
+            f"the IMAP folder {folder!r} does not exist on {self.settings.describe()}. Check the "
+            "name (folders are case-sensitive except INBOX; subfolders use the server's "
+            "separator, e.g. 'Archive/2024'), or set create_if_missing: true."
+        )
 
     def ensure_folder(self, folder: str, create_if_missing: bool) -> None:
         """Creates ``folder`` when asked and missing; else a FolderNotFound when it is missing."""
@@ -122,11 +216,7 @@ class ImapSession:
         if create_if_missing:
             self.create_folder(folder)
             return
-        raise errors.FolderNotFound(
-            f"the IMAP folder {folder!r} does not exist on {self.settings.describe()}. Check the "
-            "name (folders are case-sensitive except INBOX; subfolders use the server's "
-            "separator, e.g. 'Archive/2024'), or set create_if_missing: true."
-        )
+        raise self.folder_not_found(folder)
 
     def select(
         self, folder: str, *, read_only: bool = False, create_if_missing: bool = False
@@ -134,14 +224,16 @@ class ImapSession:
         """SELECT/EXAMINE ``folder``; returns the folder info (total, recent, uidnext...)."""
         from imapclient import exceptions as imap_exc  # loaded with the connection
 
-        # Checked first: a failed SELECT would leave no folder selected at all.
+        folder = folder_name(folder)
+        # Checked first (once per connection): a failed SELECT would leave no folder selected.
         self.ensure_folder(folder, create_if_missing)
         try:
             resp = self.client.select_folder(folder, readonly=read_only)
         except imap_exc.IMAPClientError as exc:
             reply = server_reply(exc)
             self.folder = None  # the server has left the previous folder
-            if _NONEXISTENT_RE.search(reply):
+            if is_nonexistent(reply):
+                self.folder_gone(folder)
                 self.ensure_folder(folder, False)  # raises FolderNotFound with advice
             raise errors.MailProtocolError(
                 f"selecting {folder!r} failed (server said: {reply}).", server_reply=reply
@@ -162,6 +254,26 @@ class ImapSession:
             "flags": [_text(f) for f in resp.get(b"FLAGS", ())],
         }
 
+    # --- the message a loop is on ------------------------------------------------------------
+
+    def current_message(self, uid: int) -> CurrentMessage | None:
+        """What the running loop fetched of ``uid`` in the selected folder, or None."""
+        cur = self.current
+        if (
+            cur is not None
+            and cur.uid == uid
+            and cur.folder == self.folder
+            and cur.uidvalidity == self.uidvalidity
+        ):
+            return cur
+        return None
+
+    def flags_changed(self, uid: int, flags: Any) -> None:
+        """The server told the flags of ``uid`` (a FETCH answer): keeps the loop's copy right."""
+        cur = self.current_message(uid)
+        if cur is not None:
+            cur.flags = {_text(f) for f in flags}
+
     def require_selected(self, action: str) -> str:
         if self.folder is None:
             raise errors.InvalidParameter(
@@ -176,6 +288,11 @@ class ImapSession:
                 f"{action}: folder {self.folder!r} was selected read-only; select it with "
                 "read_only: false to change messages."
             )
+
+
+def is_nonexistent(reply: str) -> bool:
+    """Whether a refusal says the folder does not exist ([NONEXISTENT], [TRYCREATE])."""
+    return bool(_NONEXISTENT_RE.search(reply or ""))
 
 
 def _raise(exc: BaseException) -> None:

@@ -287,14 +287,15 @@ def run_download(ctx: ActionContext, params: Mapping[str, Any]) -> None:
     mode = files.check_if_exists(params.get("if_exists"))
     number, uid = session.resolve(params.get("number"), params.get("uid"))
     data = session.retrieve(number)
-    msg = parse_message(data)
-    info = message_info(msg, number=number, uid=uid, size=len(data), include_body=False)
-    path = files.save_message(data, info, save_to_file=params.get("save_to_file") or None,
-                              folder=params.get("folder") or None,
-                              file_name=params.get("file_name") or "{uid}.eml", if_exists=mode)
+    # written as it came; parsed only for a file name naming a header, or for attachments
+    path = files.save_raw_message(data, uid=uid, number=number,
+                                  save_to_file=params.get("save_to_file") or None,
+                                  folder=params.get("folder") or None,
+                                  file_name=params.get("file_name") or "{uid}.eml",
+                                  if_exists=mode)
     saved: list[str] = []
     if params.get("attachments_folder"):
-        _text, _html, found = walk_parts(msg)
+        _text, _html, found = walk_parts(parse_message(data))
         saved = [str(p) for p in files.extract_attachments(
             found, params["attachments_folder"], mode)]
     if params.get("save_path_to"):
