@@ -201,6 +201,22 @@ def test_load_predefined_endpoints_offers_every_plugins_presets(browser, fake_pr
         dialog(page).get_by_label("Tenant").fill("not a tenant!")
         dialog(page).get_by_role("button", name="Load Predefined Endpoints").click()
         expect(dialog(page).get_by_role("alert")).to_contain_text("Tenant 'not a tenant!'")
+        dialog(page).get_by_role("button", name="Cancel").click()
+
+        # a new record takes a preset through Add record (Load Predefined acts on a saved one)
+        page.get_by_role("button", name="New record").click()
+        expect(page.get_by_role("button", name="Load Predefined Endpoints")).to_be_disabled()
+        page.get_by_label("Record Name", exact=True).fill("From Preset")
+        page.get_by_label("Client Account", exact=True).fill("carol@example.test")
+        page.get_by_label("Client ID", exact=True).fill("carol-client")
+        page.get_by_role("button", name="Add record").click()
+        dialog(page).get_by_label("Provider").select_option("example_mail")
+        dialog(page).get_by_role("button", name="Add record").click()
+        expect(page.get_by_role("status").first).to_contain_text(
+            "Added OAuth record 'From Preset' with Example Mail's endpoints.")
+        expect(page.get_by_label("Access Token Endpoint", exact=True)).to_have_value(
+            "https://auth.example-mail.test/token")
+        expect(page.get_by_label("Scope", exact=True)).to_have_value("mail offline")
         context.close()
 
 

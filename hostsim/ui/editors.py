@@ -237,6 +237,8 @@ class EditorView:
                         continue
                     field = self.spec.field(p.name)
                     value = str(form[p.name])
+                    if not value and not is_save and not field.secret:
+                        continue  # left out: the command's own default or preset applies
                     problem = self._field_problem(field, value, strict=is_save or p.required)
                     if problem:
                         field_errors[p.name] = problem
