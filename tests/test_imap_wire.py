@@ -497,3 +497,72 @@ def _count_parses(monkeypatch) -> dict[str, int]:
         if hasattr(mod, "parse_message"):
             monkeypatch.setattr(mod, "parse_message", parse)
     return counts
+
+
+# --- GNU Mailutils: no MOVE, no UIDPLUS, STORE answers without UIDs --------------------------------
+
+
+@pytest.fixture(scope="module")
+def mailutils_server():
+    from hostsim.mailutils import MailutilsServer
+
+    server = MailutilsServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_explicit_uids_on_mailutils(host, mailutils_server, monkeypatch):
+    """Issue 11 against the real server: Move and Set Message Flags with explicit UIDs after
+    some messages went (UIDs no longer match sequence numbers)."""
+    import secrets
+
+    server = mailutils_server
+    user, password = f"w{secrets.token_hex(4)}@example.test", "pw-" + secrets.token_hex(4)
+    server.add_user(user, password)
+    server.seed(user, [make_message(f"m{i}") for i in range(6)])
+    params = {
+        "server": server.host,
+        "port": server.ports["imaps"],
+        "ca_file": str(server.ca_file),
+        "username": user,
+        "password": password,
+        "timeout": 20,
+    }
+    steps = [
+        {"action": "IMAP Open", "params": params},
+        step("IMAP Set Message Flags", uid="1,2", flags="\\Deleted"),
+        step("IMAP Delete Marked Messages"),  # UIDs 3..6 now sit at sequence numbers 1..4
+        step("IMAP Set Message Flags", uid="4,5", flags="\\Flagged"),
+        step("IMAP Move Message", uid="3,4", destination="Archive", create_if_missing=True),
+        _loop(
+            [step("IMAP Set Message Flags", uid="{json:Msg.uid}", flags="\\Answered")],
+            folder="inbox",
+            messages="undeleted",
+        ),
+        step("IMAP Get Message Flags", uid="5", save_to="F5"),
+        step("IMAP Close"),
+    ]
+    wire = Wire(monkeypatch)
+    result = run_ok(host, steps)
+    assert "stay in 'INBOX' marked \\Deleted" in "\n".join(result.log)
+    assert set(result.variables["F5"].split()) >= {"\\Flagged", "\\Answered"}
+    assert wire.count("UID SEARCH") == 1  # the loop's; existence is checked with UID FETCH
+    result = run(
+        host,
+        [
+            {"action": "IMAP Open", "params": params},
+            step("IMAP Set Message Flags", uid="1", flags="\\Seen"),
+        ],
+    )
+    assert result.error.code == "message_not_found"
+    result = run(
+        host,
+        [
+            {"action": "IMAP Open", "params": params},
+            step("IMAP Move Message", uid="5,99", destination="Archive"),
+        ],
+    )
+    assert result.error.code == "message_not_found" and "99" in result.error.description
