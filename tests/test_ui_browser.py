@@ -257,7 +257,9 @@ def test_get_refresh_token_signs_in_in_a_new_tab_and_shows_the_result_without_a_
 def test_the_providers_refusals_are_shown_with_their_advice(page, fake_provider, oauth_client):
     add_record(page, "Refused", fake_provider, oauth_client)
     fake_provider.deny_consent = True
-    start_get_refresh_token(page).close()
+    tab = start_get_refresh_token(page)
+    expect(tab.locator("body")).to_contain_text("Authentication failed")  # in the new tab
+    tab.close()
     expect(page.locator("#command-error")).to_contain_text(
         "consent was declined; run Get Refresh Token again and allow access")
 
@@ -265,7 +267,9 @@ def test_the_providers_refusals_are_shown_with_their_advice(page, fake_provider,
     page.get_by_label("Client Secret", exact=True).fill("not-the-right-secret")
     page.get_by_role("button", name="Save", exact=True).click()
     expect(page.get_by_role("status").first).to_have_text("Saved OAuth record 'Refused'.")
-    start_get_refresh_token(page).close()
+    tab = start_get_refresh_token(page)
+    expect(tab.locator("body")).to_contain_text("Authentication failed")
+    tab.close()
     expect(page.locator("#command-error")).to_contain_text("invalid_client")
     secret_state(page, "Refresh Token").to_have_accessible_description(re.compile("^Not set"))
 
@@ -437,7 +441,9 @@ def test_screenshot_of_the_editor(page, fake_provider, oauth_client, tmp_path):
     add_record(page, "Home Mail", fake_provider, oauth_client,
                **{"Client Account": "bob@example.test"})
     page.get_by_role("button", name="Work Mail").click()
-    start_get_refresh_token(page).close()
+    tab = start_get_refresh_token(page)
+    expect(tab.locator("body")).to_contain_text("Successfully Authenticated")
+    tab.close()
     secret_state(page, "Refresh Token").to_have_accessible_description(re.compile("^Set"))
     shot = tmp_path / "settings-screen.png"
     page.screenshot(path=str(shot), full_page=True)
