@@ -114,7 +114,10 @@ class ScriptedPop3:
                 for line in f:
                     command = line.decode("ascii", "replace").split(" ", 1)[0].strip().upper()
                     self.commands.append(command)
-                    reply = "+OK bye" if command == "QUIT" else self.script.get(command, "+OK")
+                    # CAPA unscripted: -ERR, as an RFC 1939 server without it says (a bare
+                    # "+OK" would leave the client waiting for the list's end)
+                    default = "-ERR no CAPA" if command == "CAPA" else "+OK"
+                    reply = "+OK bye" if command == "QUIT" else self.script.get(command, default)
                     if reply is None:
                         break
                     f.write(reply.encode() + b"\r\n")
