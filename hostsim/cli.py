@@ -333,11 +333,18 @@ def manifest(mode: str | None, path: Path) -> None:
 
 @main.command("fake-provider")
 @click.option("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
-def fake_provider(port: int) -> None:
+@click.option(
+    "--persona",
+    type=click.Choice(["generic", "google", "microsoft"]),
+    default="generic",
+    show_default=True,
+    help="answer as Google or Microsoft do (paths, token answers, error shapes)",
+)
+def fake_provider(port: int, persona: str) -> None:
     """Serve the fake OAuth provider for development until Ctrl-C."""
     from hostsim.fakeprovider import serve_forever
 
-    serve_forever(port=port)
+    serve_forever(port=port, persona=persona)
 
 
 @main.command()

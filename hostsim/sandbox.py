@@ -65,6 +65,22 @@ PORT_HELP = {
 }
 SPECIAL_FOLDERS = ("Drafts", "Sent", "Trash", "Junk")
 START_ATTEMPTS = 3
+# What each persona's mail servers offer and say on connect: Outlook takes XOAUTH2 but not
+# OAUTHBEARER. (Dovecot cannot change its XOAUTH2 failure challenge or its failure lines.)
+PERSONA_MAIL: dict[str, dict[str, Any]] = {
+    "generic": {"oauth": ("xoauth2", "oauthbearer"), "greetings": {}},
+    "google": {
+        "oauth": ("xoauth2", "oauthbearer"),
+        "greetings": {"imap": "Gimap ready for requests", "pop3": "Gpop ready for requests",
+                      "submission": "ESMTP ready - gsmtp"},
+    },
+    "microsoft": {
+        "oauth": ("xoauth2",),
+        "greetings": {"imap": "The Microsoft Exchange IMAP4 service is ready.",
+                      "pop3": "The Microsoft Exchange POP3 service is ready.",
+                      "submission": "Microsoft ESMTP MAIL Service ready"},
+    },
+}
 READY_TIMEOUT = 15.0
 
 
@@ -231,10 +247,16 @@ class Sandbox:
         *,
         introspection_url: str | None = None,
         users: dict[str, str] | None = None,
+        persona: str | None = None,
     ) -> None:
         self.introspection_url = introspection_url or (
             provider.introspect_url if provider is not None else None
         )
+        # Answer as that provider's mail servers do where Dovecot can (PERSONA_MAIL).
+        self.persona = persona or (provider.persona if provider is not None else "generic")
+        if self.persona not in PERSONA_MAIL:
+            raise SandboxError(f"Unknown persona {self.persona!r}: use one of "
+                               f"{', '.join(PERSONA_MAIL)}.")
         self.users: dict[str, str] = (
             dict(users)
             if users is not None
@@ -440,11 +462,17 @@ class Sandbox:
                 f"default_login_user = {me}\n"
             )
             nochroot = "  chroot =\n"
+        mail = PERSONA_MAIL[self.persona]
+        oauth_mechs = " ".join(mail["oauth"])
         oauth = (
-            "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"passdb {{\n  driver = oauth2\n  mechanisms = {oauth_mechs}\n"
             f"  args = {b}/dovecot-oauth2.conf.ext\n}}\n"
             if self.introspection_url
             else ""
+        )
+        greetings = "".join(
+            f"protocol {proto} {{\n  login_greeting = {text}\n}}\n"
+            for proto, text in mail["greetings"].items()
         )
         folders = "".join(
             f"  mailbox {name} {{\n    special_use = \\{name}\n    auto = subscribe\n  }}\n"
@@ -474,7 +502,7 @@ hostname = localhost
 ssl_cert = <{cert}
 ssl_key = <{key}
 ssl_min_protocol = TLSv1.2
-auth_mechanisms = plain login xoauth2 oauthbearer
+auth_mechanisms = plain login {oauth_mechs}
 auth_failure_delay = 0
 auth_cache_size = 0
 auth_verbose = yes
@@ -493,7 +521,7 @@ passdb {{
   mechanisms = plain login
   args = scheme=PLAIN username_format=%u {b}/users/%u
 }}
-{oauth}userdb {{
+{oauth}{greetings}userdb {{
   driver = static
   args = uid={self._uid} gid={self._gid} home={b}/mail/%u allow_all_users=yes
 }}
