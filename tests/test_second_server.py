@@ -9,12 +9,20 @@ raw searches with non-ASCII text, and a connection that is dropped after it brok
 
 from __future__ import annotations
 
+import contextlib
+import io
+import json
+import os
 import secrets
+import signal
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+import yaml
 from imap_helpers import log, logged, run, run_ok, step
 from imapclient import IMAPClient
 from mail_fixtures import MailUser, make_message
@@ -201,3 +209,96 @@ def test_raw_search_refuses_line_breaks_and_literals(host, target):
                             step("IMAP Mail Loop", raw_search=query, do=[])])
         assert result.error is not None and result.error.code == "invalid_parameter", query
         assert needle in result.error.description
+
+
+# --- a connection that broke is dropped, not used again ------------------------------------------
+
+
+def _descends_from_me(pid: int) -> bool:
+    """Whether ``pid`` is a process this test session started (directly or below)."""
+    me = os.getpid()
+    while pid > 1:
+        if pid == me:
+            return True
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return False
+        pid = int(stat.rsplit(")", 1)[1].split()[1])
+    return False
+
+
+def _server_end(port: int) -> list[int]:
+    """The PIDs (started by this test session) holding the server end of an established TCP
+    connection on 127.0.0.1:``port``."""
+    inodes = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[1] == f"0100007F:{port:04X}" and fields[3] == "01":  # ESTABLISHED
+            inodes.add(f"socket:[{fields[9]}]")
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or not _descends_from_me(int(proc.name)):
+            continue
+        with contextlib.suppress(OSError):
+            if any(os.readlink(fd) in inodes for fd in (proc / "fd").iterdir()):
+                pids.append(int(proc.name))
+    return pids
+
+
+class _PauseServer(io.StringIO):
+    """The task's log, read as it is written: at "PAUSE" the server process serving the
+    connection stops (SIGSTOP), at "RESUME" it goes on and answers what waited."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.port = port
+        self.stopped: list[int] = []
+
+    def write(self, text: str) -> int:
+        if "PAUSE" in text and "Log Message" not in text:
+            self.stopped = _server_end(self.port)
+            assert self.stopped, "no server process holds the connection"
+            for pid in self.stopped:
+                os.kill(pid, signal.SIGSTOP)
+        elif "RESUME" in text and "Log Message" not in text:
+            self.resume()
+            time.sleep(0.5)  # its late answer to the search arrives on the old connection
+        return super().write(text)
+
+    def resume(self) -> None:
+        for pid in self.stopped:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.stopped = []
+
+
+def test_a_connection_that_timed_out_is_dropped_not_used_again(host, target):
+    """After a timeout client and server no longer agree where the conversation is (the late
+    answer is still on its way). The broken session stayed registered: every later step used it
+    and failed, and IMAP Open could not take the name again. It is dropped and the name freed."""
+    target.seed([make_message(f"m{i}") for i in range(3)])
+    params = target.imap(timeout=1)
+    steps = [
+        imap_open(params, folder="INBOX"),
+        log("PAUSE"),
+        step("IMAP Mail Loop", do=[]),  # times out: the server is stopped
+        log("RESUME"),
+        step("IMAP Mail Loop", messages="flagged", do=[log("S:{json:Msg.subject}")]),
+        imap_open(params, folder="INBOX"),
+        step("IMAP Mail Loop", messages="flagged", do=[log("S:{json:Msg.subject}")]),
+        step("IMAP Folder Info", save_to="Info"),
+    ]
+    text = yaml.safe_dump({"name": "t", "on_error": "continue", "steps": steps})
+    out = _PauseServer(params["port"])
+    try:
+        result = host.run_text(text, out=out)
+    finally:
+        out.resume()
+    assert logged(result) == []  # nothing is flagged
+    log_text = "\n".join(result.log)
+    assert "[step 3] ERROR" in log_text and "timed out" in log_text
+    assert "[step 5] ERROR" in log_text and "dropped" in log_text
+    assert "[step 6] ERROR" not in log_text  # the name was free again
+    assert json.loads(result.variables["Info"])["total"] == 3
+    assert result.errors == 2, log_text

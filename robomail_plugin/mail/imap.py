@@ -48,11 +48,14 @@ _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom wi
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _session(ctx: Any, params: Mapping[str, Any]) -> ImapSession:
+def _session(ctx: Any, params: Mapping[str, Any], *, closing: bool = False) -> ImapSession:
     name = params.get("connection") or DEFAULT_CONNECTION
     session = ctx.connection(name, KIND)
     if not isinstance(session, ImapSession):
         raise errors.InvalidParameter(f"connection {name!r} is not an IMAP connection.")
+    if session.dropped is not None and not closing:  # it broke: free the name, say so
+        ctx.close_connection(name, KIND)
+        raise session.dropped_error(f"connection {name!r}")
     return session
 
 
@@ -224,6 +227,7 @@ def _store_changes_nothing(
 
 def _open(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
     name = params.get("connection") or DEFAULT_CONNECTION
+    ImapSession.release_dropped(ctx, name)
     session = connect_session(ctx, params, services)
     try:
         folder = params.get("folder") or ""
@@ -244,7 +248,7 @@ def _open(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
 
 def _close(ctx: Any, params: Mapping[str, Any]) -> None:
     name = params.get("connection") or DEFAULT_CONNECTION
-    session = _session(ctx, params)
+    session = _session(ctx, params, closing=True)
     ctx.close_connection(name, KIND)
     try:
         if params.get("expunge"):

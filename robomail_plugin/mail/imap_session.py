@@ -113,6 +113,8 @@ class ImapSession:
         self.folder: str | None = None
         self.read_only = False
         self.uidvalidity: int | None = None
+        #: why the connection was dropped (it broke), or None while it is usable
+        self.dropped: str | None = None
         #: folders known to exist on this connection (INBOX always does)
         self.known_folders: set[str] = set()
         #: the message the innermost running loop is on, or None
@@ -131,6 +133,8 @@ class ImapSession:
 
     def call(self, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Runs one client call; turns library errors into robomail errors naming ``what``."""
+        if self.dropped is not None:
+            raise self.dropped_error(what)
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
@@ -150,10 +154,11 @@ class ImapSession:
             return errors.MailProtocolError(
                 f"{what}: the server {self.settings.describe()} lacks a needed capability ({exc})."
             )
-        if isinstance(exc, imap_exc.IMAPClientAbortError):
+        if isinstance(exc, imap_exc.IMAPClientAbortError | imap_exc.ProtocolError):
+            self.drop(f"{exc.__class__.__name__}: {exc}")
             return errors.ConnectFailed(
-                f"{what}: the connection to {self.settings.describe()} broke ({exc}). "
-                "Open it again.",
+                f"{what}: the connection to {self.settings.describe()} broke ({exc}), so it "
+                "is closed. Open it again with IMAP Open.",
                 server_reply=server_reply(exc),
             )
         if isinstance(exc, imap_exc.IMAPClientError):
@@ -162,11 +167,40 @@ class ImapSession:
                 f"{what}: the server refused it (server said: {reply}).", server_reply=reply
             )
         if isinstance(exc, OSError):
+            self.drop(f"{exc.__class__.__name__}: {exc}")
             return errors.ConnectFailed(
                 f"{what}: the connection to {self.settings.describe()} was lost "
-                f"({exc.__class__.__name__}: {exc}). Open it again."
+                f"({exc.__class__.__name__}: {exc}), so it is closed. Open it again with IMAP "
+                "Open."
             )
         return None
+
+    def drop(self, why: str) -> None:
+        """Closes the connection after it broke (a timeout, an answer that breaks the protocol):
+        client and server no longer agree where the conversation is, and a late answer would be
+        read as the answer to the next command. Later calls fail saying so."""
+        if self.dropped is None:
+            self.dropped = why
+        with contextlib.suppress(Exception):
+            self.client.shutdown()
+
+    def dropped_error(self, what: str) -> errors.ConnectFailed:
+        return errors.ConnectFailed(
+            f"{what}: the connection to {self.settings.describe()} was dropped after an earlier "
+            f"error ({self.dropped}). Open it again with IMAP Open."
+        )
+
+    @staticmethod
+    def release_dropped(ctx: Any, name: str) -> None:
+        """Lets go of connection ``name`` if it was dropped, so IMAP Open can use the name."""
+        from robomail_plugin.schema import ActionFailed
+
+        try:
+            old = ctx.connection(name, KIND)
+        except ActionFailed:
+            return
+        if isinstance(old, ImapSession) and old.dropped is not None:
+            ctx.close_connection(name, KIND)
 
     def has(self, capability: str) -> bool:
         return bool(self.call("CAPABILITY", self.client.has_capability, capability))
