@@ -17,11 +17,11 @@ from typing import Any
 
 from bench.common import SIZES, Bench, Figure, figure_line, verdict_line
 
-GROUPS = ("imap", "memory", "pop3", "smtp", "oauth", "parse", "startup")
+GROUPS = ("imap", "memory", "pop3", "smtp", "oauth", "parse", "startup", "fleet")
 
 
 def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]]:
-    from bench import imap_figures, oauth_figures, other_figures, startup
+    from bench import fleet_figures, imap_figures, oauth_figures, other_figures, startup
 
     return {
         "imap": imap_figures.loop_figures,
@@ -31,6 +31,7 @@ def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]
         "oauth": oauth_figures.oauth_figures,
         "parse": lambda b, s, log: [other_figures.parse_figure(b, s, log)],
         "startup": lambda b, s, log: [startup.startup_figure(s, log)],
+        "fleet": fleet_figures.fleet_figures,
     }
 
 

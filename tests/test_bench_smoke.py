@@ -30,6 +30,11 @@ FIGURES = {
     "OAuth login with a cached token, the server's token check taken out": "ratio <= 1.2",
     "Parse Email over 12 varied messages": "ratio <= 1.5",
     "`hostsim actions` start-up": "ratio <= 1.5",
+    "Reading a record (store.get) from the PostgreSQL store": "ratio <= 2",
+    "8 hosts x 4 records x 5 access-token asks, rotation on, 2 s tokens: token-endpoint refreshes": "ratio <= 1",
+    "8 hosts x 4 records x 5 access-token asks, rotation on, 2 s tokens: lost rotations": "0 lost",
+    "8 hosts x 4 records x 5 access-token asks, rotation on, 2 s tokens: failed asks": "0 failed",
+    "8 hosts, a refreshing host SIGKILLed 2 times: committed rotations lost": "0 lost",
 }
 LINE = re.compile(
     r"^(?P<title>.+?): plugin (?P<value>[\d.]+)[^|]*\| baseline (?P<baseline>[\d.]+)[^|]*\(.+\) "
