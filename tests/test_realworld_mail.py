@@ -179,6 +179,10 @@ def test_one_bad_byte_in_a_utf8_header_replaces_only_that_byte():
     raw = b"From: x@example.test\r\nSubject: " + MIXED + b"\r\n\r\nbody\r\n"
     assert stdlib(raw)["subject"] == "Grüße aus München \ufffd Ende"
     assert parse_email(raw)["subject"] == "Grüße aus München \ufffd Ende"
+    # Windows-1252 holds no valid UTF-8 sequence: it stays Windows-1252
+    raw = b"From: x@example.test\r\nSubject: caf\xe9 cr\xe8me \x80 5\r\n\r\nGr\xfc\xdfe\r\n"
+    info = parse_email(raw)
+    assert (info["subject"], info["body_text"]) == ("café crème € 5", "Grüße\n")
 
 
 @pytest.mark.parametrize("ctype", [b"", b"Content-Type: text/plain\r\n",
@@ -186,12 +190,6 @@ def test_one_bad_byte_in_a_utf8_header_replaces_only_that_byte():
 def test_one_bad_byte_in_an_undeclared_utf8_body_replaces_only_that_byte(ctype):
     raw = b"From: x@example.test\r\nSubject: s\r\n" + ctype + b"\r\n" + MIXED + b"\r\n"
     assert parse_email(raw)["body_text"] == "Grüße aus München \ufffd Ende\n"
-
-
-def test_windows_1252_without_utf8_sequences_is_still_windows_1252():
-    raw = b"From: x@example.test\r\nSubject: caf\xe9 cr\xe8me \x80 5\r\n\r\nGr\xfc\xdfe\r\n"
-    info = parse_email(raw)
-    assert (info["subject"], info["body_text"]) == ("café crème € 5", "Grüße\n")
 
 
 # --- 4. inline text parts belong to the body ------------------------------------------------------
