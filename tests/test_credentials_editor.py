@@ -330,7 +330,8 @@ def test_the_editor_spec_declares_fields_and_commands():
     assert {f.name for f in editor.fields if f.secret} == {"client_secret", "refresh_token"}
     ids = [c.id for c in editor.commands]
     assert ids == ["list", "show", "save", "add", "edit", "delete", "rename", "load_predefined",
-                   "get_refresh_token", "export", "import", "test", "rotate_key", "copy_store"]
+                   "get_refresh_token", "export", "import", "test", "doctor", "rotate_key",
+                   "copy_store"]
     for command in editor.commands:
         for p in command.params:
             if p.name in ("client_secret", "passphrase", "new_key"):

@@ -145,7 +145,7 @@ def finish_with_redirect_url(
             record,
             "the text given is not the redirect URL (it has no ?code=...&state=... part).",
         )
-    return request.redeem(record, endpoint, _check_answer(record, request, query))
+    return request.redeem(record, endpoint, _check_answer(record, request, query, endpoint))
 
 
 def _failed(record: OAuthRecord, what: str) -> AuthorizationFailed:
@@ -160,9 +160,13 @@ def _state_matches(request: AuthorizationRequest, query: Mapping[str, list[str]]
 
 
 def _check_answer(
-    record: OAuthRecord, request: AuthorizationRequest, query: Mapping[str, list[str]]
+    record: OAuthRecord,
+    request: AuthorizationRequest,
+    query: Mapping[str, list[str]],
+    endpoint: TokenEndpoint | None = None,
 ) -> str:
-    """The authorization code from a redirect's query, after checking state and errors."""
+    """The authorization code from a redirect's query, after checking state and errors (with
+    the provider's hints, through ``endpoint``)."""
     if not _state_matches(request, query):
         raise _failed(
             record,
@@ -171,6 +175,10 @@ def _check_answer(
         )
     if "error" in query:
         error = query["error"][0][:100]
+        if endpoint is not None:
+            raise endpoint.authorization_refused(
+                record, error, (query.get("error_description") or [""])[0][:2000]
+            )
         description = (query.get("error_description") or [""])[0][:300]
         advice = (
             "consent was declined; run Get Refresh Token again and allow access"
@@ -334,7 +342,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._page(409, "This sign-in is being completed already. Return to the application.")
             return
         try:
-            code = _check_answer(record, request, query)
+            code = _check_answer(record, request, query, endpoint)
             self.server.outcome = request.redeem(record, endpoint, code)
         except RobomailError as exc:
             self.server.outcome = exc

@@ -438,6 +438,25 @@ class OAuthEditor:
             data=summary,
         )
 
+    def doctor(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
+        """The record against its provider's rules and the errors seen for it; offline."""
+        from robomail_plugin.credentials import doctor  # loaded on first use
+
+        name = params["record_name"]
+        (item,) = read_checked(self.services.store, [name])
+        preset, findings = doctor.check_record(
+            item.record, self.services.providers(), protocols=params.get("protocols"),
+            journal=self.services.tokens.journal.read(name),
+        )
+        findings = [doctor.Finding("problem", "damage", why) for why in item.damage.values()]\
+            + findings
+        problems = sum(f.level == "problem" for f in findings)
+        return CommandResult(
+            message=doctor.render(item.record, preset, findings),
+            data={"record_name": name, "provider": preset.key if preset else "",
+                  "problems": problems, "findings": [f.as_dict() for f in findings]},
+        )
+
     def rotate_key(self, ctx: HostContext, params: Mapping[str, Any]) -> CommandResult:
         from robomail_plugin.credentials.keys import EnvKeySource  # loaded on first use
 

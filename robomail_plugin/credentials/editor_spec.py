@@ -169,6 +169,16 @@ def build_editor(services: Services) -> EditorSpec:
             cmd("test", "Test", "test", (_NAME,),
                 "Get an access token now and report its expiry (never the token).",
                 result="record_name, expires_at, expires_in_s (never the token)"),
+            cmd("doctor", "Check against the provider's rules", "doctor",
+                (_NAME,
+                 Param(name="protocols", type=ParamType.LIST, aliases=("protocol",),
+                       help="the protocols your tasks use: imap, pop3, smtp (repeat, or "
+                       "comma-separated; default: all three)")),
+                "Check a record against its provider's rules (the scopes the protocols need, "
+                "offline_access, a secret on a public client, tenant, redirect) and the last "
+                "errors seen, and say what to fix where; contacts no one.",
+                result="record_name, provider, problems (count), findings ([{level: "
+                "problem|ok|note, topic, text}])"),
             cmd("rotate_key", "Rotate encryption key", "rotate_key",
                 (Param(name="new_key", secret=True,
                        help="the new key (needed when the key comes from ROBOMAIL_KEY)"),),

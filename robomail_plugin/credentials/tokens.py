@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
 
 import attrs
@@ -30,7 +30,8 @@ import requests
 from oauthlib.oauth2 import DeviceClient, OAuth2Error
 from requests_oauthlib import OAuth2Session
 
-from robomail_plugin.credentials.presets import builtin_presets, preset_for_endpoint
+from robomail_plugin.credentials.doctor import ErrorJournal
+from robomail_plugin.credentials.presets import builtin_presets, refusal_hints
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.errors import (
     AuthorizationFailed,
@@ -59,6 +60,7 @@ _TRACE_RE = re.compile(r"Trace ID:\s*([0-9A-Fa-f-]{8,})")
 # store's listings, log lines and SASL strings.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _WHOLE_RE = re.compile(r"\s*\+?\d{1,30}\s*")
+_E = TypeVar("_E", bound=RobomailError)
 
 
 class _QuietDebug(logging.Filter):
@@ -311,17 +313,12 @@ def _diagnostics(description: str) -> tuple[list[str], str]:
 
 
 def _hints(
-    presets: Mapping[str, ProviderPreset], record: OAuthRecord, error: str, codes: Sequence[str]
+    presets: Mapping[str, ProviderPreset], record: OAuthRecord, error: str, codes: Sequence[str],
+    description: str = "",
 ) -> list[str]:
-    found: list[str] = []
-    preset = preset_for_endpoint(presets, record.token_endpoint)
-    if preset is not None and error in preset.hints:
-        found.append(preset.hints[error])
-    for code in codes:  # AADSTS codes are unique to Microsoft: any preset that explains one
-        for p in presets.values():
-            if code in p.hints and p.hints[code] not in found:
-                found.append(p.hints[code])
-    return found
+    """The provider's hints: found by the token host, else by the error's shape (AADSTS codes,
+    Google's "Token has been expired or revoked."), so a proxy or a persona gets them too."""
+    return refusal_hints(presets, record.token_endpoint, error, description, list(codes))
 
 
 _ADVICE = {
@@ -394,11 +391,49 @@ def refusal_error(
             f"({refused.error}{detail}). Check Client ID, Client Secret and the endpoints, then "
             "try Get Refresh Token again."
         )
-    for hint in _hints(presets, record, refused.error, codes):
+    hints = _hints(presets, record, refused.error, codes, description)
+    for hint in hints:
         message += f" Hint: {hint}"
     if diag:
         message += f" Diagnostics: {diag}."
-    return cls(message, server_reply=f"{refused.error}" + (f" ({diag})" if diag else ""))
+    error = cls(message, server_reply=f"{refused.error}" + (f" ({diag})" if diag else ""))
+    return _tagged(error, refused.error, codes, hints)
+
+
+def _tagged(error: _E, oauth_error: str, codes: list[str], hints: list[str]) -> _E:
+    """Keeps the OAuth error, AADSTS codes and hints on the exception, for the journal."""
+    error.oauth_error = oauth_error  # type: ignore[attr-defined]
+    error.oauth_codes = codes  # type: ignore[attr-defined]
+    error.hints = hints  # type: ignore[attr-defined]
+    return error
+
+
+def redirect_refusal(
+    record: OAuthRecord, presets: Mapping[str, ProviderPreset], error: str, description: str
+) -> AuthorizationFailed:
+    """Get Refresh Token's error for a provider that answered the sign-in with an error in the
+    redirect (access_denied, AADSTS50194...): what to do, the provider's hints, diagnostics."""
+    error = _CONTROL_RE.sub("", error)[:100]
+    description = _scrub(description, (record.client_secret,))
+    codes, diag = _diagnostics(description)
+    hints = _hints(presets, record, error, codes, description)
+    first_line = _CONTROL_RE.split(description.strip(), 1)[0][:300] if description else ""
+    detail = f" ({first_line})" if first_line and not hints else ""
+    advice = (
+        "consent was declined; run Get Refresh Token again and allow access"
+        if error == "access_denied"
+        else "check the record's Client ID, endpoints, Scope and the app's redirect settings"
+    )
+    message = (
+        f"Get Refresh Token for OAuth record {record.record_name!r} failed: the provider "
+        f"answered {error}{detail}; {advice}."
+    )
+    for hint in hints:
+        message += f" Hint: {hint}"
+    if diag:
+        message += f" Diagnostics: {diag}."
+    failed = AuthorizationFailed(message, server_reply=error + (f" ({diag})" if diag else ""))
+    return _tagged(failed, error, codes, hints)
 
 
 # --- the endpoint -------------------------------------------------------------------------------
@@ -438,6 +473,36 @@ class TokenEndpoint:
     retry_delays: tuple[float, ...] = (0.2, 0.5, 1.0)
     retry_after_cap: float = 5.0
     sleep: Callable[[float], None] = time.sleep
+    #: where refusals and successes are noted for ``hostsim oauth doctor`` (the token service
+    #: sets it)
+    journal: ErrorJournal | None = None
+
+    def _refusal(self, refused: _Refused, record: OAuthRecord, during: str) -> RobomailError:
+        """The user-facing error for a refusal, also kept in the journal."""
+        error = refusal_error(refused, record, self.presets(), during=during)
+        self.note(record, during, error)
+        return error
+
+    def note(self, record: OAuthRecord, where: str, error: RobomailError) -> None:
+        """Keeps a failure for the doctor (codes and the message, which holds no secret)."""
+        if self.journal is not None:
+            self.journal.add(
+                record.record_name, where, getattr(error, "oauth_error", error.code),
+                codes=getattr(error, "oauth_codes", ()), message=str(error),
+                advice=getattr(error, "hints", ()),
+            )
+
+    def _noted_ok(self, record: OAuthRecord, where: str) -> None:
+        if self.journal is not None:
+            self.journal.ok(record.record_name, where)
+
+    def authorization_refused(
+        self, record: OAuthRecord, error: str, description: str
+    ) -> AuthorizationFailed:
+        """The error for a sign-in the provider refused in its redirect; journaled."""
+        failed = redirect_refusal(record, self.presets(), error, description)
+        self.note(record, "authorize", failed)
+        return failed
 
     def _retrying(
         self,
@@ -547,9 +612,11 @@ class TokenEndpoint:
             return access, token.get("refresh_token") or record.refresh_token
 
         try:
-            return self._retrying(record, "refresh", attempt, deadline)
+            result = self._retrying(record, "refresh", attempt, deadline)
         except _Refused as exc:
-            raise refusal_error(exc, record, self.presets()) from None
+            raise self._refusal(exc, record, "refresh") from None
+        self._noted_ok(record, "refresh")
+        return result  # type: ignore[no-any-return]
 
     def exchange_code(
         self,
@@ -584,17 +651,23 @@ class TokenEndpoint:
                 f"the authorization ({exc.reason}). Try Get Refresh Token again later."
             ) from None
         except _Refused as exc:
-            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+            raise self._refusal(exc, record, "authorize") from None
         return self._grant(record, token, now)
 
     def _grant(self, record: OAuthRecord, token: dict, now: float) -> TokenGrant:
         refresh = token.get("refresh_token")
         if not refresh:
-            raise AuthorizationFailed(
+            failed = AuthorizationFailed(
                 f"OAuth record {record.record_name!r}: the provider gave an access token but no "
-                "refresh token. Google needs access_type=offline and prompt=consent (Load "
-                "Predefined Endpoints sets them); Microsoft needs the offline_access scope."
+                "refresh token. Google gives one only with access_type=offline, and again for an "
+                "account that consented before only with prompt=consent: robomail sends both "
+                "when the record has Google's endpoints (Load Predefined Endpoints: google). "
+                "Microsoft needs offline_access in the Scope (hostsim oauth edit "
+                f"{shlex.quote(record.record_name)} --scope '... offline_access')."
             )
+            self.note(record, "authorize", failed)
+            raise failed
+        self._noted_ok(record, "authorize")
         access = AccessToken(
             value=token["access_token"],
             expires_at=_expires_at(token, now),
@@ -631,9 +704,9 @@ class TokenEndpoint:
             return body
 
         try:
-            return self._retrying(record, "device authorization", attempt)
+            return self._retrying(record, "device authorization", attempt)  # type: ignore[no-any-return]
         except _Refused as exc:
-            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+            raise self._refusal(exc, record, "authorize") from None
 
     def poll_device(self, record: OAuthRecord, device_code: str) -> TokenGrant | str:
         """One poll of the token endpoint: a grant, or "authorization_pending" / "slow_down"."""
@@ -658,13 +731,14 @@ class TokenEndpoint:
         except _Refused as exc:
             if exc.error in ("authorization_pending", "slow_down"):
                 return exc.error
-            if exc.error in ("access_denied", "expired_token"):
+            # RFC 8628 says access_denied; Microsoft says authorization_declined
+            if exc.error in ("access_denied", "authorization_declined", "expired_token"):
                 raise AuthorizationFailed(
                     f"OAuth record {record.record_name!r}: device authorization ended "
                     f"({exc.error}: the user declined, or the code expired). Run Get Refresh "
                     "Token again."
                 ) from None
-            raise refusal_error(exc, record, self.presets(), during="authorize") from None
+            raise self._refusal(exc, record, "authorize") from None
         return self._grant(record, token, now)
 
 
@@ -697,9 +771,21 @@ class TokenService:
         self._cache: dict[str, AccessToken] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+        #: the last errors per record, for ``hostsim oauth doctor`` (next to the lock folder)
+        self.journal = ErrorJournal(self.lock_dir.parent / "diagnostics")
+        if self.endpoint.journal is None:
+            self.endpoint.journal = self.journal
 
     def __repr__(self) -> str:
         return f"TokenService(cached={sorted(self._cache)!r})"
+
+    def note_login_failure(
+        self, record_name: str, where: str, reply: str, message: str, advice: str = ""
+    ) -> None:
+        """A mail server refused the record's token (``where``: imap/pop3/smtp login); kept
+        for the doctor."""
+        self.journal.add(record_name, where, reply[:80], message=message,
+                         advice=[advice] if advice else ())
 
     def get_access_token(
         self, record_name: str, *, force_refresh: bool = False, timeout: float | None = None

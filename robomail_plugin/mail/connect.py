@@ -254,6 +254,56 @@ def _oauth_advice(settings: ConnectionSettings) -> str:
     return advice + "."
 
 
+def _mech_advice(mech_name: str, offered: list[str]) -> str:
+    """What to set when the server lacks the task's SASL mechanism but has the other one."""
+    other = "XOAUTH2" if mech_name == "OAUTHBEARER" else "OAUTHBEARER"
+    if other in offered:
+        why = " (Microsoft's servers take XOAUTH2 only)" if other == "XOAUTH2" else ""
+        return f"It offers {other}: set sasl: {other.lower()} in the step{why}."
+    return "Try the other sasl mechanism (xoauth2 / oauthbearer) or check that the server " \
+        "supports OAuth."
+
+
+_SMTP_AUTH_OFF = re.compile(r"5\.7\.139.*SmtpClientAuthentication is disabled", re.IGNORECASE)
+
+
+def _smtp_auth_disabled(settings: ConnectionSettings, user: str, reply: str) -> errors.LoginFailed:
+    """Microsoft's 535 5.7.139: SMTP AUTH is off for the mailbox or tenant; no token helps."""
+    return errors.LoginFailed(
+        f"{settings.describe()} refused the login of {user!r}: SMTP AUTH is turned off for "
+        f"this mailbox or the whole tenant (server said: {reply}). A new token cannot help. An "
+        "admin turns on 'Authenticated SMTP' for the mailbox (Microsoft 365 admin center > Users "
+        "> Active users > the user > Mail > Manage email apps) and, if the tenant blocks it, "
+        "unticks 'Turn off SMTP AUTH protocol for your organization' (Exchange admin center > "
+        "Settings > Mail flow); in PowerShell: Set-CASMailbox -Identity <user> "
+        "-SmtpClientAuthenticationDisabled $false. It can take an hour to apply.",
+        server_reply=reply,
+    )
+
+
+def _provider_advice(settings: ConnectionSettings, services: Any,
+                     challenge: sasl.ErrorChallenge | None) -> str:
+    """What the record's provider rules say about a refused token (a Scope without the mail
+    scope, Graph scopes for Outlook); "" when they say nothing."""
+    try:
+        from robomail_plugin.credentials.presets import login_advice
+
+        record = services.store.get(settings.oauth_record)
+        wanted = str(challenge.fields.get("scope", "")) if challenge is not None else ""
+        return login_advice(services.providers(), record, settings.protocol, wanted)
+    except Exception:  # advice is a bonus: never hide the login error behind another
+        return ""
+
+
+def _journal(settings: ConnectionSettings, services: Any, error: errors.RobomailError,
+             reply: str, advice: str = "") -> None:
+    """Keeps a refused login for ``hostsim oauth doctor``."""
+    note = getattr(getattr(services, "tokens", None), "note_login_failure", None)
+    if note is not None:
+        with contextlib.suppress(Exception):
+            note(settings.oauth_record, f"{settings.protocol} login", reply, str(error), advice)
+
+
 def _temporary(settings: ConnectionSettings, reply: str) -> errors.LoginTemporaryFailure:
     return errors.LoginTemporaryFailure(
         f"{settings.describe()} could not check the login right now (server said: {reply}). "
@@ -320,16 +370,23 @@ def _oauth_login(
         except _Rejected as exc:
             if _is_temporary(exc.reply):
                 raise _temporary(settings, exc.reply) from None
+            if _SMTP_AUTH_OFF.search(exc.reply):
+                failed = _smtp_auth_disabled(settings, user, exc.reply)
+                _journal(settings, services, failed, exc.reply, str(failed).split(". ", 2)[-1])
+                raise failed from None
             last = exc
             services.tokens.invalidate(settings.oauth_record)
     assert last is not None
     status = f"; decoded challenge: {last.challenge.describe()}" if last.challenge else ""
-    raise errors.LoginFailed(
+    advice = _provider_advice(settings, services, last.challenge)
+    failed = errors.LoginFailed(
         f"{settings.describe()} rejected the OAuth token of {user!r} via "
         f"{settings.sasl.upper()} (server said: {last.reply}{status}), also after fetching a "
-        f"fresh token. {_oauth_advice(settings)}",
+        f"fresh token. {advice + ' ' if advice else ''}{_oauth_advice(settings)}",
         server_reply=last.reply,
     )
+    _journal(settings, services, failed, last.reply, advice)
+    raise failed
 
 
 # --- IMAP ----------------------------------------------------------------------------------------
@@ -446,9 +503,11 @@ def _imap_login(
 
     mech_name = settings.sasl.upper()
     if not client.has_capability(f"AUTH={mech_name}"):
+        offered = [c.split("=", 1)[1] for c in map(_text, client.capabilities())
+                   if c.upper().startswith("AUTH=")]
         raise errors.LoginFailed(
-            f"{settings.describe()} does not offer AUTH={mech_name}. Try the other sasl "
-            "mechanism (xoauth2 / oauthbearer) or check that the server supports OAuth."
+            f"{settings.describe()} does not offer AUTH={mech_name}. "
+            + _mech_advice(mech_name, [o.upper() for o in offered])
         )
 
     def attempt(_initial: bytes, mech: sasl.OAuthMechanism) -> None:
@@ -629,13 +688,26 @@ def _pop3_login(
         return
 
     mech_name = settings.sasl.upper()
+    try:
+        offered = [m.upper() for m in pop.capa().get("SASL", [])]
+    except poplib.error_proto:
+        offered = []  # no CAPA: try AUTH anyway
+    if offered and mech_name not in offered:
+        raise errors.LoginFailed(
+            f"{settings.describe()} does not offer AUTH {mech_name} (offers: "
+            f"{' '.join(offered)}). " + _mech_advice(mech_name, offered)
+        )
 
     def attempt(initial: bytes, mech: sasl.OAuthMechanism) -> None:
         try:
-            # poplib has no AUTH command: its private line helpers speak the exchange.
-            resp = pop._shortcmd(f"AUTH {mech_name} {sasl.b64(initial)}")  # type: ignore[attr-defined]
+            # poplib has no AUTH command: its private line helpers speak the exchange. Two
+            # steps (RFC 5034): AUTH, the server's "+", then the response on a line of its own;
+            # Outlook refuses the response on the AUTH line.
+            pop._shortcmd(f"AUTH {mech_name}")  # type: ignore[attr-defined]
+            pop._putline(sasl.b64(initial).encode("ascii"))  # type: ignore[attr-defined]
+            resp = pop._getresp()  # type: ignore[attr-defined]
             # poplib treats "+ <challenge>" as success: it is the error challenge.
-            if resp.startswith(b"+ ") or resp == b"+":
+            if not resp.upper().startswith(b"+OK"):
                 mech.error = sasl.decode_error_challenge(resp[1:].strip())
                 pop._putline(b"")  # type: ignore[attr-defined]
                 resp = pop._getresp()  # type: ignore[attr-defined]
@@ -745,10 +817,13 @@ def _smtp_login(
     mech_name = settings.sasl.upper()
     offered = (smtp.esmtp_features.get("auth") or "").upper().split()
     if mech_name not in offered:
+        advice = (
+            _mech_advice(mech_name, offered) if offered else "Try security: starttls; "
+            "Microsoft 365 needs SMTP AUTH enabled for the mailbox."
+        )
         raise errors.LoginFailed(
             f"{settings.describe()} does not offer AUTH {mech_name} (offers: "
-            f"{' '.join(offered) or 'none'}). Try the other sasl mechanism, or security: "
-            "starttls; Microsoft 365 needs SMTP AUTH enabled for the mailbox."
+            f"{' '.join(offered) or 'none'}). {advice}"
         )
 
     def attempt(_initial: bytes, mech: sasl.OAuthMechanism) -> None:
