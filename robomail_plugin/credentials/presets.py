@@ -269,7 +269,7 @@ def scope_advice(preset_key: str, record_name: str, scopes: list[str], protocol:
     )
     return (
         f"Microsoft's {protocol.upper()} needs the scope {need} in the record's Scope.{why} "
-        + load[0].upper() + load[1:] + "."
+        + "Run " + load + "."
     )
 
 
