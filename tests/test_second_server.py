@@ -302,3 +302,190 @@ def test_a_connection_that_timed_out_is_dropped_not_used_again(host, target):
     assert "[step 6] ERROR" not in log_text  # the name was free again
     assert json.loads(result.variables["Info"])["total"] == 3
     assert result.errors == 2, log_text
+
+
+# --- the IMAP and POP3 actions on both servers ---------------------------------------------------
+
+
+def _three(target: Target) -> None:
+    target.seed(
+        [
+            make_message("first", body="one"),
+            make_message("second", body="two", attachment=("a.txt", b"attached")),
+            make_message("third", body="three"),
+        ]
+    )
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_imap_open_with_a_password(host, target, security):
+    _three(target)
+    result = run_ok(
+        host,
+        [
+            imap_open(target.imap(security), folder="INBOX"),
+            step("IMAP Folder Info", save_to="Info"),
+            step("IMAP Close"),
+        ],
+    )
+    info = json.loads(result.variables["Info"])
+    assert (info["folder"], info["total"], info["unseen"]) == ("INBOX", 3, 3)
+
+
+def test_imap_select_loop_download_flags_delete_info(host, target, tmp_path):
+    _three(target)
+    target.seed([make_message("filed")], folder="Archive")
+    steps = [
+        imap_open(target.imap()),
+        step("IMAP Select Mail Folder", folder="INBOX", save_info_to="Selected"),
+        step(
+            "IMAP Mail Loop",
+            conditions=[{"field": "subject", "op": "not_contains", "value": "third"}],
+            do=[log("S:{json:Msg.uid} {json:Msg.subject} {json:Msg.seen}")],
+        ),
+        step("IMAP Set Message Flags", uid="1", flags="\\Flagged \\Seen"),
+        step("IMAP Set Message Flags", uid="1", flags="\\Seen", operation="remove"),
+        step("IMAP Get Message Flags", uid="1", save_to="Flags1", as_json=True),
+        step(
+            "IMAP Download Message",
+            uid="2",
+            folder=str(tmp_path / "eml"),
+            attachments_folder=str(tmp_path / "att"),
+            mark_seen=True,
+            save_path_to="EmlPath",
+        ),
+        step("IMAP Get Message Flags", uid="2", save_to="Flags2"),
+        step("IMAP Mail Loop", messages="flagged", do=[log("F:{json:Msg.subject}")]),
+        step("IMAP Set Message Flags", uid="3", flags="\\Deleted"),
+        step("IMAP Delete Marked Messages", save_count_to="Expunged"),
+        step("IMAP Folder Info", save_to="Inbox"),
+        step("IMAP Folder Info", folder="Archive", save_to="Archive"),
+        step("IMAP Select Mail Folder", folder="Archive", read_only=True),
+        step("IMAP Mail Loop", do=[log("A:{json:Msg.subject}")]),
+        step("IMAP Close"),
+    ]
+    result = run_ok(host, steps)
+    v = result.variables
+    assert json.loads(v["Selected"])["total"] == 3
+    assert logged(result) == ["1 first False", "2 second False"]
+    assert set(json.loads(v["Flags1"])) - {"\\Recent"} == {"\\Flagged"}
+    assert "\\Seen" in v["Flags2"].split()  # mark_seen
+    assert logged(result, "F") == ["first"]
+    saved = Path(v["EmlPath"]).read_bytes()
+    assert b"Subject: second" in saved and (tmp_path / "att" / "a.txt").read_bytes() == b"attached"
+    assert int(v["Expunged"]) == 1
+    inbox = json.loads(v["Inbox"])
+    assert (inbox["total"], inbox["unseen"]) == (2, 1)  # 1 lost its \Seen, 2 was downloaded
+    assert json.loads(v["Archive"])["total"] == 1
+    assert logged(result, "A") == ["filed"]
+    assert target.subjects() == {1: "first", 2: "second"}
+
+
+def test_imap_move_message(host, target):
+    """Dovecot moves with MOVE; Mailutils has no MOVE and no UIDPLUS, so robomail copies, marks
+    the original \\Deleted and says it stays until Delete Marked Messages."""
+    _three(target)
+    steps = [
+        imap_open(target.imap(), folder="INBOX"),
+        step("IMAP Move Message", uid="2", destination="Archive", create_if_missing=True,
+             save_new_uid_to="NewUid"),
+        step("IMAP Mail Loop", messages="undeleted", do=[log("S:{json:Msg.subject}")]),
+        step("IMAP Delete Marked Messages", save_count_to="Expunged"),
+        step("IMAP Folder Info", folder="Archive", save_to="Archive"),
+    ]
+    result = run_ok(host, steps)
+    v = result.variables
+    assert logged(result) == ["first", "third"]
+    assert json.loads(v["Archive"])["total"] == 1
+    assert set(target.subjects("Archive").values()) == {"second"}
+    assert set(target.subjects().values()) == {"first", "third"}
+    log_text = "\n".join(result.log)
+    if target.name == "dovecot":
+        assert "(MOVE)" in log_text
+        assert int(v["NewUid"]) == 1  # from COPYUID (UIDPLUS)
+        assert int(v["Expunged"]) == 0
+    else:
+        assert "COPY + \\Deleted" in log_text and "stay in 'INBOX' marked \\Deleted" in log_text
+        assert v["NewUid"] == ""  # no UIDPLUS: the new UID is not known
+        assert int(v["Expunged"]) == 1
+
+
+def test_imap_move_and_flags_when_uids_are_not_sequence_numbers(host, target):
+    """After an expunge UIDs and sequence numbers differ. Mailutils answers UID SEARCH UID n as
+    if n were a sequence number, and its STORE answers carry no UID: the checks of Move and Set
+    Message Flags must not rely on either (issue 11)."""
+    target.seed([make_message(f"m{i}") for i in range(1, 6)])
+    steps = [
+        imap_open(target.imap(), folder="INBOX"),
+        step("IMAP Set Message Flags", uid="1,2", flags="\\Deleted"),
+        step("IMAP Delete Marked Messages"),  # UIDs 3, 4, 5 are now at 1, 2, 3
+        step("IMAP Set Message Flags", uid="4", flags="\\Flagged"),
+        step("IMAP Move Message", uid="3", destination="Done", create_if_missing=True),
+        step("IMAP Delete Marked Messages"),
+        step("IMAP Mail Loop", do=[log("S:{json:Msg.uid} {json:Msg.subject}")]),
+        step("IMAP Mail Loop", messages="flagged", do=[log("F:{json:Msg.uid}")]),
+        step("IMAP Set Message Flags", uid="2", flags="\\Seen"),  # gone: message_not_found
+    ]
+    result = run(host, steps)
+    assert result.error is not None and result.error.code == "message_not_found", result.error
+    assert result.error.action == "robomail.imap_set_message_flags"
+    assert "no message with UID 2 in folder 'INBOX'" in result.error.description
+    assert logged(result) == ["4 m4", "5 m5"]
+    assert logged(result, "F") == ["4"]
+    assert set(target.subjects("Done").values()) == {"m3"}
+
+
+def test_imap_delete_marked_by_uid_and_keywords(host, target):
+    """Expunging only some UIDs needs UIDPLUS, and keywords need a server that keeps them
+    (PERMANENTFLAGS \\*): Dovecot has both, Mailutils neither, and says so."""
+    _three(target)
+    steps = [
+        imap_open(target.imap(), folder="INBOX"),
+        step("IMAP Set Message Flags", uid="1:3", flags="\\Deleted"),
+        step("IMAP Delete Marked Messages", uids="1", save_count_to="N"),
+        step("IMAP Set Message Flags", uid="2", flags="$Work"),
+        step("IMAP Folder Info", save_to="Info"),  # the connection is still usable
+    ]
+    result = run(host, steps, on_error="continue")
+    v = result.variables
+    assert json.loads(v["Info"])["total"] == (2 if target.name == "dovecot" else 3)
+    log_text = "\n".join(result.log)
+    if target.name == "dovecot":
+        assert result.errors == 0, log_text
+        assert int(v["N"]) == 1
+    else:
+        assert result.errors == 2, log_text
+        assert "lacks UIDPLUS, so it cannot expunge only some UIDs" in log_text
+        assert "[step 4] ERROR" in log_text and "server_error" in log_text
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_pop3_open_count_loop_download_delete(host, target, tmp_path, security):
+    _three(target)
+    params = target.pop3(security)
+    result = run_ok(
+        host,
+        [
+            pop3_step("Open", **params, save_count_to="N"),
+            pop3_step("Messages Count", save_count_to="C", save_size_to="Size"),
+            pop3_step("Mail Loop", do=[log("S:{json:Msg.number} {json:Msg.subject}")]),
+            pop3_step("Mail Loop", retrieve="whole", order="newest", max_messages=1,
+                      do=[log("B:{json:Msg.body_text}")]),
+            pop3_step("Download Email", number=2, folder=str(tmp_path / "eml"),
+                      attachments_folder=str(tmp_path / "att"), save_path_to="P"),
+            pop3_step("Delete Email", number=1),
+            pop3_step("Messages Count", save_count_to="During"),
+            pop3_step("Close", on_close="commit"),
+            pop3_step("Open", **params, save_count_to="After"),
+            pop3_step("Mail Loop", do=[log("L:{json:Msg.subject}")]),
+            pop3_step("Close"),
+        ],
+    )
+    v = result.variables
+    assert int(v["N"]) == 3 and int(v["C"]) == 3 and int(v["Size"]) > 500
+    assert logged(result) == ["1 first", "2 second", "3 third"]
+    assert logged(result, "B") == ["three"]
+    assert b"Subject: second" in Path(v["P"]).read_bytes()
+    assert (tmp_path / "att" / "a.txt").read_bytes() == b"attached"
+    assert int(v["During"]) == 2 and int(v["After"]) == 2
+    assert logged(result, "L") == ["second", "third"]

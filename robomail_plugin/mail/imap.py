@@ -144,6 +144,10 @@ def _uids(value: Any, what: str = "uid") -> list[int | str]:
     return parse_uids(value, what=what)
 
 
+# EXPUNGE answers to EXPUNGE; GNU Mailutils (3.15) says "* n EXPUNGED".
+_EXPUNGE_WORDS = (b"EXPUNGE", b"EXPUNGED")
+
+
 def _expunges(session: ImapSession) -> int:
     """How many untagged EXPUNGE answers arrived since the last call (and forgets them)."""
     return len(session.client._imap.untagged_responses.pop("EXPUNGE", None) or [])
@@ -255,7 +259,7 @@ def _close(ctx: Any, params: Mapping[str, Any]) -> None:
             folder = session.require_selected("IMAP Close with expunge")
             session.require_writable("IMAP Close with expunge")
             _msg, resps = session.call("EXPUNGE", session.client.expunge)
-            count = sum(1 for r in resps if len(r) > 1 and r[1] == b"EXPUNGE")
+            count = sum(1 for r in resps if len(r) > 1 and r[1] in _EXPUNGE_WORDS)
             ctx.log(f"expunged {count} message(s) marked \\Deleted in {folder!r}")
     finally:
         session.close()
@@ -534,7 +538,7 @@ def _delete_marked(ctx: Any, params: Mapping[str, Any]) -> None:
             ctx.log("uids is an empty list: nothing expunged (leave uids out for all)")
     else:
         _msg, resps = session.call("EXPUNGE", session.client.expunge)
-        count = sum(1 for r in resps if len(r) > 1 and r[1] == b"EXPUNGE")
+        count = sum(1 for r in resps if len(r) > 1 and r[1] in _EXPUNGE_WORDS)
     if count:
         session.current = None  # sequence numbers moved; the loop's message may be gone
     if params.get("save_count_to"):
