@@ -17,6 +17,7 @@ REQUIRED_METHODS = ("get", "list", "add", "update", "delete", "rename")
 #: Methods robomail uses when a store has them (and falls back without them).
 OPTIONAL_METHODS = (
     "change", "set_refresh_token", "apply", "read_checked", "names", "rotate_key",
+    "refresh_lock", "subscribe",
 )
 
 
