@@ -17,14 +17,27 @@ from typing import Any
 
 from bench.common import SIZES, Bench, Figure, figure_line, verdict_line
 
-GROUPS = ("imap", "memory", "pop3", "smtp", "oauth", "parse", "startup", "fleet")
+GROUPS = (
+    "imap", "loops", "download", "gmail", "memory", "pop3", "smtp", "oauth", "parse", "startup",
+    "fleet",
+)
 
 
 def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]]:
-    from bench import fleet_figures, imap_figures, oauth_figures, other_figures, startup
+    from bench import (
+        fleet_figures,
+        imap_figures,
+        loop_figures,
+        oauth_figures,
+        other_figures,
+        startup,
+    )
 
     return {
         "imap": imap_figures.loop_figures,
+        "loops": loop_figures.loop_figures,
+        "download": lambda b, s, log: [loop_figures.download_figure(b, s, log)],
+        "gmail": loop_figures.gmail_figures,
         "memory": lambda b, s, log: [imap_figures.memory_figure(b, s, log)],
         "pop3": lambda b, s, log: [other_figures.pop3_figure(b, s, log)],
         "smtp": lambda b, s, log: [other_figures.smtp_figure(b, s, log)],

@@ -30,13 +30,18 @@ PYTHON = sys.executable
 HOSTSIM = str(Path(PYTHON).with_name("hostsim"))
 
 #: Sizes per mode: ``full`` is the issue's table, ``quick`` about a minute, ``tiny`` the smoke test.
+#: ``wire``: messages whose commands are counted; ``latency``: messages per loop through the
+#: 20 ms relay; ``download``: 100 KB messages downloaded; ``gmail``: Gmail-like headers looped.
 SIZES: dict[str, dict[str, int]] = {
     "full": {"imap": 5000, "memory": 2000, "pop3": 2000, "smtp": 200, "oauth": 1000,
-             "logins": 200, "parse": 1000, "startup": 15, "repeat": 5},
+             "logins": 200, "parse": 1000, "startup": 15, "repeat": 5,
+             "wire": 1000, "latency": 100, "download": 2000, "gmail": 5000},
     "quick": {"imap": 1000, "memory": 400, "pop3": 400, "smtp": 40, "oauth": 200,
-              "logins": 60, "parse": 300, "startup": 7, "repeat": 3},
+              "logins": 60, "parse": 300, "startup": 7, "repeat": 3,
+              "wire": 300, "latency": 30, "download": 400, "gmail": 1000},
     "tiny": {"imap": 20, "memory": 10, "pop3": 10, "smtp": 3, "oauth": 5,
-             "logins": 4, "parse": 12, "startup": 2, "repeat": 1},
+             "logins": 4, "parse": 12, "startup": 2, "repeat": 1,
+             "wire": 10, "latency": 4, "download": 10, "gmail": 20},
 }
 
 
@@ -159,6 +164,83 @@ def header_message(n: int, *, body_size: int = 600) -> bytes:
     )
     line = f"Line of message {n}: the quick brown fox jumps over the lazy dog.\r\n"
     body = (line * (body_size // len(line) + 1))[:body_size]
+    return head.encode() + body.encode()
+
+
+def _b64(nbytes: int) -> str:
+    return base64.b64encode(os.urandom(nbytes)).decode()
+
+
+def _folded(name: str, value: str, width: int = 76) -> str:
+    """``name: value`` folded the way mail software folds long base64 values."""
+    first = f"{name}: {value[: width - len(name) - 2]}"
+    rest = value[width - len(name) - 2 :]
+    lines = [first] + ["\t" + rest[i : i + width - 1] for i in range(0, len(rest), width - 1)]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def gmail_message(n: int) -> bytes:
+    """A message as Gmail delivers it: a 3-6 KB header (Received chains, ARC, DKIM, Google's own
+    X- headers) in front of a small text + HTML body, most of it bytes Message info never reads."""
+    when = dt.datetime(2024, 5, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=7 * n)
+    date = format_datetime(when)
+    sender_domain = f"news{n % 23}.example.test"
+    hops = 2 + n % 4  # 2-5 Received headers
+    received = "".join(
+        f"Received: from mail-{h}.{sender_domain} (mail-{h}.{sender_domain}. "
+        f"[198.51.100.{(n + h) % 250}])\r\n"
+        f"        by mx.google.example with SMTPS id {_b64(9)}\r\n"
+        f"        for <bench@example.test>\r\n"
+        f"        (version=TLS1_3 cipher=TLS_AES_256_GCM_SHA384 bits=256/256);\r\n"
+        f"        {date}\r\n"
+        for h in range(hops)
+    )
+    seal = _b64(192)
+    signed = "to:subject:message-id:date:from:mime-version:dkim-signature"
+    head = (
+        "Delivered-To: bench@example.test\r\n"
+        + received
+        + f"X-Google-Smtp-Source: {_b64(60)}\r\n"
+        + f"X-Received: by 2002:a05:6a00:{n % 9999:x} with SMTP id {_b64(9)};\r\n"
+        + f"        {date}\r\n"
+        + _folded("ARC-Seal", f"i=1; a=rsa-sha256; t={1714521600 + n}; cv=none; d=google.example;"
+                  f" s=arc-20160816; b={seal}")
+        + _folded("ARC-Message-Signature", f"i=1; a=rsa-sha256; c=relaxed/relaxed; "
+                  f"d=google.example; s=arc-20160816; h={signed}; bh={_b64(32)}; b={_b64(256)}")
+        + _folded("ARC-Authentication-Results", f"i=1; mx.google.example; dkim=pass "
+                  f"header.i=@{sender_domain} header.s=s1 header.b={_b64(6)}; spf=pass "
+                  f"(google.example: domain of bounce@{sender_domain} designates 198.51.100.7 as "
+                  f"permitted sender) smtp.mailfrom=bounce@{sender_domain}; dmarc=pass "
+                  f"(p=NONE sp=NONE dis=NONE) header.from={sender_domain}")
+        + f"Return-Path: <bounce-{n}@{sender_domain}>\r\n"
+        + f"Received-SPF: pass (google.example: domain of bounce@{sender_domain} designates "
+        + "198.51.100.7 as permitted sender) client-ip=198.51.100.7;\r\n"
+        + _folded("Authentication-Results", f"mx.google.example; dkim=pass "
+                  f"header.i=@{sender_domain} header.s=s1 header.b={_b64(6)}; spf=pass "
+                  f"smtp.mailfrom=bounce@{sender_domain}; dmarc=pass header.from={sender_domain}")
+        + _folded("DKIM-Signature", f"v=1; a=rsa-sha256; c=relaxed/relaxed; d={sender_domain}; "
+                  f"s=s1; t={1714521600 + n}; x={1715126400 + n}; h={signed}; bh={_b64(32)}; "
+                  f"b={_b64(256 + 128 * (n % 3))}")
+        + _folded("X-Google-DKIM-Signature", f"v=1; a=rsa-sha256; c=relaxed/relaxed; "
+                  f"d=1e100.example; s=20230601; h={signed}; bh={_b64(32)}; b={_b64(256)}")
+        + f"X-Gm-Message-State: {_b64(120)}\r\n"
+        + f"List-Unsubscribe: <mailto:leave-{n}@{sender_domain}>, "
+        + f"<https://{sender_domain}/u/{_b64(24)}>\r\n"
+        + "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        + "MIME-Version: 1.0\r\n"
+        + f"From: =?UTF-8?Q?Newsletter_{n % 23}?= <news@{sender_domain}>\r\n"
+        + f"Date: {date}\r\n"
+        + f"Message-ID: <{_b64(12)}.{n}@{sender_domain}>\r\n"
+        + f"Subject: {_SUBJECTS[n % len(_SUBJECTS)].replace('{n}', str(n))}\r\n"
+        + "To: Bench <bench@example.test>\r\n"
+        + f'Content-Type: multipart/alternative; boundary="000000000000{n:012x}"\r\n\r\n'
+    )
+    body = (
+        f"--000000000000{n:012x}\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
+        f"Hello, this is issue {n}.\r\n"
+        f"--000000000000{n:012x}\r\nContent-Type: text/html; charset=UTF-8\r\n\r\n"
+        f"<p>Hello, this is issue {n}.</p>\r\n--000000000000{n:012x}--\r\n"
+    )
     return head.encode() + body.encode()
 
 

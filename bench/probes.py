@@ -3,6 +3,8 @@
 * ``imap-bulk``: the baseline of the IMAP loop figure, raw imaplib: one
   ``UID FETCH 1:* (UID FLAGS RFC822.SIZE BODY.PEEK[HEADER])`` and stdlib header parsing.
 * ``imap-naive``: the same with one ``UID FETCH`` per message (what batching saves).
+* ``imap-tools``: imap-tools reading every header (``MailBox.fetch(headers_only=True,
+  bulk=True)``) and the same fields of each.
 * ``memory``: peak RSS (VmHWM) of a process before and after an IMAP Mail Loop with bodies.
 
 Each prints one JSON line on stdout. The config file (0600, in the run's private folder) holds
@@ -78,6 +80,20 @@ def imap_naive(config: dict[str, Any]) -> dict[str, Any]:
     return {"messages": count}
 
 
+def imap_tools_headers(config: dict[str, Any]) -> dict[str, Any]:
+    from imap_tools import MailBox
+
+    ctx = ssl.create_default_context(cafile=config["ca_file"])
+    count = 0
+    with MailBox(config["host"], config["port"], ssl_context=ctx).login(
+        config["username"], config["password"], initial_folder="INBOX"
+    ) as mailbox:
+        for msg in mailbox.fetch(headers_only=True, mark_seen=False, bulk=True):
+            facts = (msg.subject, msg.from_, msg.to, msg.date, msg.headers.get("message-id"))
+            count += bool(facts)
+    return {"messages": count}
+
+
 def vm_hwm_mb() -> float:
     """Peak resident set size of this process so far (VmHWM), in MB."""
     with open("/proc/self/status", encoding="ascii") as fh:
@@ -111,7 +127,12 @@ def memory(config: dict[str, Any]) -> dict[str, Any]:
     return {"before_mb": before, "after_mb": after, "loop": loops[-1] if loops else ""}
 
 
-PROBES = {"imap-bulk": imap_bulk, "imap-naive": imap_naive, "memory": memory}
+PROBES = {
+    "imap-bulk": imap_bulk,
+    "imap-naive": imap_naive,
+    "imap-tools": imap_tools_headers,
+    "memory": memory,
+}
 
 
 def main(argv: list[str]) -> int:

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,21 @@ FIGURES = {
     "8 hosts x 4 records x 5 access-token asks, rotation on, 2 s tokens: lost rotations": "0 lost",
     "8 hosts x 4 records x 5 access-token asks, rotation on, 2 s tokens: failed asks": "0 failed",
     "8 hosts, a refreshing host SIGKILLed 2 times: committed rotations lost": "0 lost",
+    "commands per message, Mail Loop + Move Message, 10 messages": "<= 1.05 per message",
+    "commands per message, Mail Loop + Set Message Flags, 10 messages": "<= 1.05 per message",
+    "commands per message, Mail Loop + Download Message, 10 messages": "<= 1.05 per message",
+    "Mail Loop + Move Message, 4 messages, 20 ms each way": "ratio <= 1.1",
+    "Mail Loop + Set Message Flags, 4 messages, 20 ms each way": "ratio <= 1.1",
+    "Mail Loop + Download Message, 4 messages, 20 ms each way": "ratio <= 1.1",
+    "bulk form: Mail Loop uids_only + one Move Message, 4 messages, 20 ms each way": "ratio <= 1.2",
+    "bulk form: Mail Loop uids_only + one Set Message Flags, 4 messages, 20 ms each way": (
+        "ratio <= 1.2"
+    ),
+    "Mail Loop + Download Message, 10 messages of 100 KB": "ratio <= 1.5",
+    "IMAP Mail Loop over 20 Gmail-like headers (3-6 KB, Received/DKIM/ARC)": "reported",
 }
+if find_spec("imap_tools") is not None:  # the dev extra brings it; without it a note says so
+    FIGURES["IMAP Mail Loop over 20 Gmail-like headers vs imap-tools"] = "reported"
 LINE = re.compile(
     r"^(?P<title>.+?): plugin (?P<value>[\d.]+)[^|]*\| baseline (?P<baseline>[\d.]+)[^|]*\(.+\) "
     r"\| ratio (?P<ratio>[\d.]+) \| target (?P<target>.+)$"
@@ -66,7 +81,7 @@ def test_bench_prints_every_figure_with_baseline_ratio_and_target(tmp_path):
         assert abs(ratio - float(m["ratio"])) <= 0.02 + 0.1 * ratio, m.group(0)
 
     verdicts = out.split("\ntargets (", 1)[1].splitlines()[1:]
-    with_target = [t for t, target in FIGURES.items() if target != "reported"]
+    with_target = [t for t, target in FIGURES.items() if not target.startswith("reported")]
     assert len(verdicts) == len(with_target), out
     for title in with_target:
         assert any(re.match(rf"^(met|NOT met): {re.escape(title)} \(", v) for v in verdicts), (
