@@ -489,3 +489,22 @@ def test_pop3_open_count_loop_download_delete(host, target, tmp_path, security):
     assert (tmp_path / "att" / "a.txt").read_bytes() == b"attached"
     assert int(v["During"]) == 2 and int(v["After"]) == 2
     assert logged(result, "L") == ["second", "third"]
+
+
+def test_pop3_a_second_session_on_a_locked_mailbox(host, mailutils, mu_user):
+    """Mailutils locks a mailbox per POP3 session: the second login is -ERR [IN-USE], reported as
+    temporary, not as a wrong password; after the first closes, it opens."""
+    target = Target("mailutils", mailutils, mu_user)
+    _three(target)
+    params = target.pop3()
+    result = run(
+        host,
+        [
+            pop3_step("Open", **params, connection="A"),
+            pop3_step("Open", **params, connection="B"),
+        ],
+    )
+    assert result.error is not None and result.error.code == "login_temporary", result.error
+    assert "in use by another POP3 session" in result.error.description
+    assert "[IN-USE]" in (result.error.server_reply or "")
+    run_ok(host, [pop3_step("Open", **params, connection="B", save_count_to="N")])
