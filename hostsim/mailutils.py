@@ -33,9 +33,11 @@ from pathlib import Path
 from hostsim.sandbox import (
     MAIL_UID,
     SandboxError,
+    StopSignals,
     _die_with_parent,
     free_ports,
     make_certificates,
+    write_secrets_file,
 )
 
 MAILUTILS_ENV = "HOSTSIM_MAILUTILS"
@@ -149,6 +151,8 @@ class MailutilsServer:
             for path in (cert, key):
                 self._own(path)
             self._write_passwd()
+            for username in self.users:
+                self._ensure_folder(username, "INBOX")
             self._start_daemons(root, cert, key)
         except BaseException:
             self.stop()
@@ -240,10 +244,6 @@ class MailutilsServer:
     @property
     def running(self) -> bool:
         return bool(self._procs) and all(p.poll() is None for p in self._procs.values())
-
-    def pids(self) -> dict[str, int]:
-        """The daemons' PIDs by name ("imap4d", "pop3d"): for tests that pause a session."""
-        return {name: proc.pid for name, proc in self._procs.items()}
 
     # --- configuration --------------------------------------------------------------------------
 
@@ -392,3 +392,31 @@ mailbox {{
                 parts.append((self.base / f"{name}.log").read_text(errors="replace"))
         return "".join(parts)
 
+
+def main() -> None:
+    """``python -m hostsim.mailutils``: the second server in the foreground until Ctrl-C, with
+    one user whose password is in a 0600 file (never printed), to try a task against it."""
+    server = MailutilsServer({"alice@example.test": secrets.token_urlsafe(12)})
+    with StopSignals() as stop:
+        try:
+            server.start()
+            assert server.base is not None
+            print(f"GNU Mailutils on {server.host} (folder {server.base})")
+            for name, what in PORT_HELP.items():
+                print(f"  {name:<6} {server.ports[name]:<6} {what}")
+            print(f"  CA file {server.ca_file}")
+            secrets_file = write_secrets_file(
+                server.base / "credentials.json", {"users": dict(server.users)}
+            )
+            print(f"User alice@example.test; its password is in {secrets_file} (mode 0600)")
+            print("Press Ctrl-C to stop.", flush=True)
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop.stopping()
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
