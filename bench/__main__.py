@@ -43,7 +43,10 @@ def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]
         "smtp": lambda b, s, log: [other_figures.smtp_figure(b, s, log)],
         "oauth": oauth_figures.oauth_figures,
         "parse": lambda b, s, log: [other_figures.parse_figure(b, s, log)],
-        "startup": lambda b, s, log: [startup.startup_figure(s, log)],
+        "startup": lambda b, s, log: [
+            startup.startup_figure(s, log),
+            startup.run_figure(b, s, log),
+        ],
         "fleet": fleet_figures.fleet_figures,
     }
 

@@ -14,6 +14,12 @@ from importlib.util import find_spec
 def main() -> None:
     if find_spec("click") is None or find_spec("yaml") is None:
         sys.exit("hostsim needs click and PyYAML: pip install 'robomail[host]'")
+    if sys.argv[1:2] == ["run"]:  # the common case, without click (hostsim/quickrun.py)
+        from hostsim.quickrun import main as quick_run
+
+        code = quick_run(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
     from hostsim.cli import main as cli
 
     cli()

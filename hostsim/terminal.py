@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import click
-
 from hostsim.variables import Masker
 from robomail_plugin.schema import ActionFailed
 
@@ -20,6 +18,8 @@ def ask_person(text: str, *, secret: bool, interactive: bool, masker: Masker, in
         raise ActionFailed(
             f"{text}: no one is at the terminal to answer; give {instead}", code="input_needed"
         )
+    import click  # only when someone is asked: `hostsim run` starts without click
+
     value = str(click.prompt(text, hide_input=secret, default="", show_default=False))
     if secret:
         masker.add(value)

@@ -49,6 +49,9 @@ IMPLEMENTATION = (
     "robomail_plugin.mail.imap_fetch",
     "robomail_plugin.mail.imap_search",
     "robomail_plugin.mail.imap_session",
+    "robomail_plugin.mail.trigger_imap",
+    "robomail_plugin.mail.trigger_pop3",
+    "robomail_plugin.mail.trigger_state",
     "robomail_plugin.credentials.editor",
     "robomail_plugin.credentials.records",
 )
@@ -63,6 +66,7 @@ registry = Host.load().registry
 print(json.dumps({{
     "actions": sorted(registry.actions),
     "editors": sorted(own_registrations(registry).editors),  # another plugin may add its own
+    "triggers": sorted(registry.triggers),
     "loaded": [m for m in {LAZY!r} if m in sys.modules],
     "implementation": [m for m in {IMPLEMENTATION!r} if m in sys.modules],
 }}))
@@ -88,6 +92,7 @@ def test_declarations_load_no_mail_crypto_or_http_library() -> None:
         "robomail.parse_email",
     } <= set(result["actions"])
     assert result["editors"] == ["oauth"]
+    assert {"robomail.email_arrived_imap", "robomail.email_arrived_pop3"} <= set(result["triggers"])
     assert result["loaded"] == []
     assert result["implementation"] == []
 
@@ -147,3 +152,84 @@ def test_every_lazy_run_names_a_function_that_takes_its_arguments() -> None:
         target = run.resolve()
         assert callable(target), name
         inspect.signature(target).bind(*run.args, "ctx", "params")  # raises TypeError if not
+
+
+# --- `hostsim run` without click -------------------------------------------------------------
+
+RUN_PROBE = """
+import json, sys
+sys.argv = ["hostsim", "run", *{args!r}]
+from hostsim.console import main
+try:
+    main()
+    code = 0
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({{"code": code, "click": "click" in sys.modules}}), file=sys.stderr)
+"""
+
+ONE_STEP = "name: one\nsteps:\n  - action: Log Message\n    params: {message: 'hi {Who}'}\n"
+FAILING = (
+    "name: failing\non_error: {mode}\nsteps:\n"
+    "  - action: IMAP Folder Info\n    params: {{connection: Nowhere}}\n"
+    "  - action: Log Message\n    params: {{message: after}}\n"
+)
+
+
+def _hostsim(args: list[str], *, through_click: bool = False) -> subprocess.CompletedProcess:
+    """`hostsim <args>` as the console script runs it, or straight through the click command."""
+    code = (
+        "import sys; from hostsim.cli import main; sys.argv = ['hostsim', *sys.argv[1:]]; main()"
+        if through_click
+        else "import sys; from hostsim.console import main; sys.argv[0] = 'hostsim'; main()"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_a_one_step_run_does_not_import_click(tmp_path) -> None:
+    task = tmp_path / "one.yaml"
+    task.write_text(ONE_STEP)
+    proc = subprocess.run(
+        [sys.executable, "-c", RUN_PROBE.format(args=[str(task), "--var", "Who=you"])],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert "[step 1] hi you" in proc.stdout
+    assert json.loads(proc.stderr.strip().splitlines()[-1]) == {"code": 0, "click": False}
+
+
+def test_the_quick_run_says_and_exits_as_the_click_command_does(tmp_path) -> None:
+    (tmp_path / "one.yaml").write_text(ONE_STEP)
+    (tmp_path / "stop.yaml").write_text(FAILING.format(mode="stop"))
+    (tmp_path / "continue.yaml").write_text(FAILING.format(mode="continue"))
+    (tmp_path / "bad.yaml").write_text("name: bad\nsteps:\n  - action: No Such Action\n")
+    cases = [
+        (["one.yaml", "--var=Who=me", "--vars-out", "{out}"], 0),
+        (["stop.yaml", "-v"], 1),
+        (["continue.yaml", "--vars-out={out}"], 3),
+        (["bad.yaml"], 1),
+        (["missing.yaml"], 1),
+        (["one.yaml", "--var", "no-equals-sign"], 2),  # handed to click: its usage error
+        (["--help"], 0),
+        (["one.yaml", "--bogus"], 2),
+    ]
+    for args, status in cases:
+        outcome = []
+        for through_click in (False, True):
+            out = tmp_path / f"vars-{through_click}.json"
+            argv = ["run", *(a.replace("{out}", str(out)) for a in args)]
+            argv = [str(tmp_path / a) if a.endswith(".yaml") else a for a in argv]
+            proc = _hostsim(argv, through_click=through_click)
+            written = json.loads(out.read_text()) if out.exists() else None
+            out.unlink(missing_ok=True)
+            outcome.append((proc.returncode, proc.stdout, proc.stderr, written))
+        assert outcome[0] == outcome[1], args
+        assert outcome[0][0] == status, (args, outcome[0])
