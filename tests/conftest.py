@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["hostsim.testing", "mail_fixtures"]
+pytest_plugins = ["hostsim.testing", "mail_fixtures", "pg_support"]
 
 
 @pytest.fixture(autouse=True)
@@ -21,6 +21,21 @@ def robomail_home(tmp_path, monkeypatch):
     monkeypatch.delenv("HOSTSIM_BLOCK_PLUGINS", raising=False)
     monkeypatch.delenv("HOSTSIM_TRACE", raising=False)
     return home
+
+
+@pytest.fixture
+def fake_browser(monkeypatch, tmp_path):
+    """Get Refresh Token's system browser is hostsim's fake browser (it follows the sign-in and
+    the redirect, as a person would); returns the file it logs the pages it saw to."""
+    import sys
+    import webbrowser
+
+    log = tmp_path / "browser.log"
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
+    monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
+    monkeypatch.setattr(webbrowser, "_tryorder", None)
+    monkeypatch.setattr(webbrowser, "_browsers", {})
+    return log
 
 
 @pytest.fixture

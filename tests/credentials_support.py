@@ -41,6 +41,24 @@ def token_service(home: Path, store, **kw) -> TokenService:
     return TokenService(lambda: store, lock_dir=home / "locks", endpoint=endpoint, **kw)
 
 
+class Ctx:
+    """A host context with nobody at the terminal, for running editor commands directly."""
+
+    interactive = False
+
+    def log(self, message, level="info"):
+        pass
+
+    def add_secret(self, value):
+        pass
+
+    def prompt(self, text, *, secret=False):
+        raise AssertionError("no prompt expected")
+
+    def cancelled(self):
+        return False
+
+
 # --- worker processes (spawned; arguments are plain values) -------------------------------------
 
 

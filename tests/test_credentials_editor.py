@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import base64
 import os
-import sys
 import time
-import webbrowser
 
 import attrs
 import pytest
 from click.testing import CliRunner
-from credentials_support import CANARY
+from credentials_support import CANARY, Ctx
 
 from hostsim.cli import main
 from hostsim.host import Host
@@ -41,16 +39,6 @@ def _fresh_secrets():
     SECRETS.clear()
     yield
     SECRETS.clear()
-
-
-@pytest.fixture
-def fake_browser(monkeypatch, tmp_path):
-    log = tmp_path / "browser.log"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
-    monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
-    monkeypatch.setattr(webbrowser, "_tryorder", None)
-    monkeypatch.setattr(webbrowser, "_browsers", {})
-    return log
 
 
 def add_record(p, client_id, secret, name="work"):
@@ -229,19 +217,6 @@ class ClashingPlugin:
     @hookimpl
     def robomail_oauth_providers(self):
         return [attrs.evolve(MICROSOFT, title="Fake Microsoft")]
-
-
-class Ctx:
-    interactive = False
-
-    def log(self, message, level="info"):
-        pass
-
-    def add_secret(self, value):
-        pass
-
-    def prompt(self, text, *, secret=False):
-        raise AssertionError("no prompt expected")
 
 
 def test_presets_from_other_plugins():

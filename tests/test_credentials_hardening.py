@@ -9,7 +9,7 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from credentials_support import CANARY
+from credentials_support import CANARY, Ctx
 
 from hostsim.cli import main
 from hostsim.host import Host
@@ -21,19 +21,6 @@ from robomail_plugin.errors import RecordInvalid, StoreError
 from robomail_plugin.plugin import plugin
 
 ROUNDS = 60
-
-
-class Ctx:
-    interactive = False
-
-    def log(self, message, level="info"):
-        pass
-
-    def add_secret(self, value):
-        pass
-
-    def prompt(self, text, *, secret=False):
-        raise AssertionError("no prompt expected")
 
 
 def cli(*args: str, ok: bool = True) -> str:

@@ -25,7 +25,6 @@ import subprocess
 import sys
 import threading
 import time
-import webbrowser
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -123,15 +122,7 @@ def as_microsoft(monkeypatch, microsoft) -> FakeProvider:
     return microsoft
 
 
-@pytest.fixture
-def fake_browser(monkeypatch, tmp_path) -> Path:
-    """Get Refresh Token's system browser is hostsim's fake browser; returns its log."""
-    log = tmp_path / "browser.log"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
-    monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
-    monkeypatch.setattr(webbrowser, "_tryorder", None)
-    monkeypatch.setattr(webbrowser, "_browsers", {})
-    return log
+
 
 
 def cli(*args: str, ok: bool = True) -> str:

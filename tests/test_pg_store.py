@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 from credentials_support import CANARY, make_record, token_service
-from pg_support import pg_hosts, pg_server, pg_url, refresh_worker, rotating_worker  # noqa: F401
+from pg_support import refresh_worker, rotating_worker
 
 from hostsim.cli import main
 from robomail_plugin.credentials.crypto import encode_key, new_key

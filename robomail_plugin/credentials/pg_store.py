@@ -30,8 +30,14 @@ from robomail_plugin.credentials.pg_config import (
 )
 from robomail_plugin.credentials.pg_listen import ChangeListener, payload
 from robomail_plugin.credentials.pg_schema import CHANNEL, COLUMNS, META, RECORDS, migrate
-from robomail_plugin.credentials.records import FIELD_LABELS, SECRET_FIELDS, OAuthRecord
-from robomail_plugin.credentials.store import CheckedRecord, damage_advice, exists, not_found
+from robomail_plugin.credentials.records import SECRET_FIELDS, OAuthRecord
+from robomail_plugin.credentials.store import (
+    CheckedRecord,
+    exists,
+    not_found,
+    open_row,
+    strict_record,
+)
 from robomail_plugin.errors import (
     RecordInvalid,
     RobomailError,
@@ -384,43 +390,11 @@ class PostgresCredentialStore:
         return (*(getattr(record, c) for c in COLUMNS[: -len(SECRET_FIELDS)]), *secrets)
 
     def _decode_checked(self, row: Sequence[Any]) -> CheckedRecord:
-        box = self._box
-        assert box is not None
-        values: dict[str, Any] = dict(zip(COLUMNS, row, strict=True))
-        name = values["record_name"]
-        damage: dict[str, str] = {}
-        for field in SECRET_FIELDS:
-            try:
-                values[field] = box.decrypt(bytes(values[field]), name, field)
-            except DecryptError:
-                values[field] = ""
-                damage[field] = (
-                    f"The stored {FIELD_LABELS[field]} of record {name!r} fails its integrity "
-                    "check: it was altered, or copied from another record or field. "
-                    f"To repair it, {damage_advice(name, field)}."
-                )
-            else:
-                if any(ch in values[field] for ch in "\r\n\0"):
-                    values[field] = ""
-                    damage[field] = (
-                        f"The stored {FIELD_LABELS[field]} of record {name!r} is not a single "
-                        f"line, so no provider accepts it. To repair it, "
-                        f"{damage_advice(name, field)}."
-                    )
-        try:
-            record = OAuthRecord(**values)
-        except RecordInvalid as exc:
-            raise StoreError(
-                f"The stored record {name!r} is not valid ({exc}); delete it and add it again."
-            ) from None
-        return CheckedRecord(record, damage)
+        assert self._box is not None
+        return open_row(dict(zip(COLUMNS, row, strict=True)), self._box)
 
     def _decode(self, row: Sequence[Any], *, replacing: Collection[str] = ()) -> OAuthRecord:
-        checked = self._decode_checked(row)
-        for field, problem in checked.damage.items():
-            if field not in replacing:
-                raise StoreError(problem)
-        return checked.record
+        return strict_record(self._decode_checked(row), replacing)
 
     def _insert(self, conn: Any, record: OAuthRecord) -> None:
         import psycopg

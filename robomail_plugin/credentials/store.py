@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -90,6 +91,46 @@ def read_checked(store: CredentialStore, names: Sequence[str] | None = None) -> 
         return reader(names)
     records = store.list() if names is None else [store.get(n) for n in names]
     return [CheckedRecord(r) for r in records]
+
+
+def open_row(values: dict[str, Any], box: SecretBox) -> CheckedRecord:
+    """A stored row (column name -> value, secrets sealed) as a record: a secret that fails its
+    integrity check, or is not one line, is blanked and reported, never raised. Shared by every
+    store that seals with a SecretBox."""
+    name = values["record_name"]
+    damage: dict[str, str] = {}
+    for field in SECRET_FIELDS:
+        try:
+            values[field] = box.decrypt(bytes(values[field]), name, field)
+        except DecryptError:
+            values[field] = ""
+            damage[field] = (
+                f"The stored {FIELD_LABELS[field]} of record {name!r} fails its integrity "
+                "check: it was altered, or copied from another record or field. "
+                f"To repair it, {damage_advice(name, field)}."
+            )
+            continue
+        if any(ch in values[field] for ch in "\r\n\0"):
+            values[field] = ""
+            damage[field] = (
+                f"The stored {FIELD_LABELS[field]} of record {name!r} is not a single line, so "
+                f"no provider accepts it. To repair it, {damage_advice(name, field)}."
+            )
+    try:
+        record = OAuthRecord(**values)
+    except RecordInvalid as exc:
+        raise StoreError(
+            f"The stored record {name!r} is not valid ({exc}); delete it and add it again."
+        ) from None
+    return CheckedRecord(record, damage)
+
+
+def strict_record(checked: CheckedRecord, replacing: Collection[str] = ()) -> OAuthRecord:
+    """The record, or the StoreError of a damaged secret the caller is not replacing."""
+    for field, problem in checked.damage.items():
+        if field not in replacing:
+            raise StoreError(problem)
+    return checked.record
 
 
 def record_names(store: CredentialStore) -> list[str]:
@@ -361,42 +402,11 @@ class SQLiteCredentialStore:
 
     def _decode(self, row: tuple, *, replacing: Collection[str] = ()) -> OAuthRecord:
         """The record of a row; damage in a field the caller is ``replacing`` does not count."""
-        checked = self._decode_checked(row)
-        for field, problem in checked.damage.items():
-            if field not in replacing:
-                raise StoreError(problem)
-        return checked.record
+        return strict_record(self._decode_checked(row), replacing)
 
     def _decode_checked(self, row: tuple) -> CheckedRecord:
         assert self._box is not None
-        values = dict(zip(_COLUMNS, row, strict=True))
-        name = values["record_name"]
-        damage: dict[str, str] = {}
-        for field in SECRET_FIELDS:
-            try:
-                values[field] = self._box.decrypt(values[field], name, field)
-            except DecryptError:
-                values[field] = ""
-                damage[field] = (
-                    f"The stored {FIELD_LABELS[field]} of record {name!r} fails its integrity "
-                    "check: it was altered, or copied from another record or field. "
-                    f"To repair it, {damage_advice(name, field)}."
-                )
-            else:
-                if any(ch in values[field] for ch in "\r\n\0"):
-                    values[field] = ""
-                    damage[field] = (
-                        f"The stored {FIELD_LABELS[field]} of record {name!r} is not a single "
-                        f"line, so no provider accepts it. To repair it, "
-                        f"{damage_advice(name, field)}."
-                    )
-        try:
-            record = OAuthRecord(**values)
-        except RecordInvalid as exc:
-            raise StoreError(
-                f"The stored record {name!r} is not valid ({exc}); delete it and add it again."
-            ) from None
-        return CheckedRecord(record, damage)
+        return open_row(dict(zip(_COLUMNS, row, strict=True)), self._box)
 
     def _insert(self, conn: sqlite3.Connection, record: OAuthRecord) -> None:
         assert self._box is not None
