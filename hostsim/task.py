@@ -17,9 +17,10 @@ import yaml
 from hostsim.registry import Registry
 from hostsim.yamlsafe import describe_error, load_yaml
 from robomail_plugin.host_kit import coerce
-from robomail_plugin.schema import ActionSpec
+from robomail_plugin.schema import ActionSpec, TriggerSpec
 
-TASK_KEYS = {"name", "variables", "on_error", "steps", "description"}
+TASK_KEYS = {"name", "variables", "on_error", "steps", "description", "trigger"}
+TRIGGER_KEYS = {"type", "params", "comment"}
 STEP_KEYS = {"action", "params", "do", "comment"}
 MAX_TASK_BYTES = 1 << 20  # 1 MiB: a task file is a page of steps, not a data set
 
@@ -35,9 +36,13 @@ class Step:
     params: dict[str, Any]
     body: tuple[Step, ...] = ()
 
-    @property
-    def label(self) -> str:
-        return f"step {self.number} ({self.action.title})"
+
+@attrs.frozen(kw_only=True)
+class TriggerUse:
+    """A task's ``trigger:``: what starts it under ``hostsim watch``, and with which params."""
+
+    spec: TriggerSpec
+    params: dict[str, Any]
 
 
 @attrs.frozen(kw_only=True)
@@ -47,6 +52,7 @@ class Task:
     variables: dict[str, Any] = attrs.field(factory=dict)
     on_error: str = "stop"  # "stop", "continue", or the path of a handler task file
     source: Path | None = None
+    trigger: TriggerUse | None = None
 
 
 def has_reference(value: Any) -> bool:
@@ -121,6 +127,51 @@ class _Loader:
         return Step(number=number, action=spec, params=dict(params), body=body)
 
 
+def _trigger(loader: _Loader, raw: Any) -> TriggerUse:
+    """``trigger: {type: <trigger id or title>, params: {...}}``, checked as a step is."""
+    if not isinstance(raw, dict) or "type" not in raw:
+        raise loader.fail(
+            "'trigger' needs 'type:' (a trigger's id or title, e.g. Email Arrived (IMAP)) and "
+            "'params:'"
+        )
+    unknown = set(raw) - TRIGGER_KEYS
+    if unknown:
+        raise loader.fail(
+            f"trigger: unknown keys {', '.join(sorted(map(str, unknown)))}; a trigger has "
+            f"{', '.join(sorted(TRIGGER_KEYS))}"
+        )
+    spec = loader.registry.trigger(str(raw["type"]))
+    if spec is None:
+        titles = [t.title for t in loader.registry.triggers.values()]
+        known = ", ".join(titles) or "none (no loaded plugin registers one)"
+        raise loader.fail(
+            f"trigger: unknown trigger {raw['type']!r}{did_you_mean(str(raw['type']), titles)}; "
+            f"the triggers are: {known}"
+        )
+    label = f"trigger ({spec.title})"
+    params = raw.get("params") or {}
+    if not isinstance(params, dict):
+        raise loader.fail(f"{label}: 'params' must be a mapping of name: value")
+    declared = {p.name: p for p in spec.params}
+    unknown_params = sorted(map(str, set(params) - set(declared)))
+    if unknown_params:
+        hint = did_you_mean(unknown_params[0], list(declared))
+        raise loader.fail(
+            f"{label}: unknown parameter(s) {', '.join(unknown_params)}{hint}; docs/actions.md "
+            "lists the parameters"
+        )
+    for p in spec.params:
+        if p.required and params.get(p.name) in (None, ""):
+            raise loader.fail(f"{label}: parameter {p.name!r} is required ({p.help})")
+        value = params.get(p.name)
+        if value is not None and not has_reference(value):
+            try:
+                coerce(p, value)
+            except ValueError as exc:
+                raise loader.fail(f"{label}: parameter {p.name!r}: {exc}") from None
+    return TriggerUse(spec=spec, params=dict(params))
+
+
 def parse_task(
     data: Any, registry: Registry, *, where: str = "task", source: Path | None = None
 ) -> Task:
@@ -145,7 +196,15 @@ def parse_task(
         )
     name = str(data.get("name") or (source.stem if source else "task"))
     steps = loader.steps(data["steps"], "'steps'")
-    return Task(name=name, steps=steps, variables=dict(variables), on_error=on_error, source=source)
+    trigger = _trigger(loader, data["trigger"]) if "trigger" in data else None
+    return Task(
+        name=name,
+        steps=steps,
+        variables=dict(variables),
+        on_error=on_error,
+        source=source,
+        trigger=trigger,
+    )
 
 
 def load_task_text(

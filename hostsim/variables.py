@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 MASK = "***"
@@ -233,10 +233,6 @@ class Masker:
     def add(self, value: Any) -> None:
         if isinstance(value, str) and len(value) >= 3:
             self._secrets.add(value)
-
-    def add_all(self, values: Iterable[Any]) -> None:
-        for v in values:
-            self.add(v)
 
     def mask(self, text: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):

@@ -187,6 +187,92 @@ class ActionSpec:
         raise KeyError(name)
 
 
+VARIABLE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _variables(values: Iterable[TriggerVariable]) -> tuple[TriggerVariable, ...]:
+    return tuple(values)
+
+
+def _no_ack() -> None:
+    return None
+
+
+def _any_mapping(values: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(values)
+
+
+@attrs.frozen(kw_only=True)
+class TriggerVariable:
+    """A variable every event of a trigger sets for the task it starts (``Msg``, ``MsgUid``)."""
+
+    name: str = attrs.field()
+    help: str = ""
+
+    @name.validator
+    def _check_variable(self, _attribute: attrs.Attribute, value: str) -> None:
+        if not VARIABLE_RE.match(value):
+            raise ValueError(f"trigger variable {value!r} must be a name (letters, digits, _)")
+
+
+@attrs.frozen(kw_only=True)
+class TriggerEvent:
+    """Something a trigger saw: the variables its task starts with, and how to confirm it.
+
+    The host calls ``ack()`` once the event's task has started; the trigger then records the
+    event as handled (durably). An event never acked fires again after the next start, so a
+    host that dies between starting the task and ``ack()`` runs that one task twice, and none
+    is lost. ``ack`` is thread-safe and idempotent. ``summary`` is one line for a log (no
+    secret); ``key`` names the event (the same message gives the same key).
+    """
+
+    variables: dict[str, Any] = attrs.field(factory=dict, converter=_any_mapping)
+    summary: str = ""
+    key: str = ""
+    ack: Callable[[], None] = attrs.field(default=_no_ack, eq=False, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class TriggerSpec:
+    """Something that starts a task: new mail in a folder, a file appearing.
+
+    ``watch(ctx, params, stop)`` returns an iterator of ``TriggerEvent``; ``ctx`` is a
+    ``TriggerContext``, ``params`` are bound as for an action (``host_kit.bind_params``) and
+    ``stop`` is a ``threading.Event``. It runs until ``stop`` is set (noticed within about a
+    second) or, when ``ctx.once`` is true, until it has yielded what is waiting now. It
+    reconnects by itself; it raises ``ActionFailed`` only when it cannot go on (a wrong
+    password at the first connection). The host runs it in a thread of its own, closes the
+    iterator when done, and calls each event's ``ack()`` after its task has started.
+    ``variables`` are the variables every event sets.
+    """
+
+    id: str = attrs.field()
+    title: str
+    category: str
+    watch: Callable[..., Iterator[TriggerEvent]] = attrs.field(eq=False)
+    params: tuple[Param, ...] = attrs.field(default=(), converter=_params)
+    variables: tuple[TriggerVariable, ...] = attrs.field(default=(), converter=_variables)
+    description: str = ""
+    errors: tuple[ErrorCode, ...] = attrs.field(default=(), converter=_errors)
+
+    @id.validator
+    def _check_id(self, _attribute: attrs.Attribute, value: str) -> None:
+        if not ACTION_ID_RE.match(value):
+            raise ValueError(f"trigger id {value!r} must look like 'plugin.snake_case_name'")
+
+    def __attrs_post_init__(self) -> None:
+        names = [p.name for p in self.params]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"trigger {self.id}: parameters declared twice: {', '.join(dupes)}")
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
 @attrs.frozen(kw_only=True)
 class EditorField:
     """A field of a credential record as a settings screen shows it.
@@ -424,6 +510,27 @@ class ActionContext(HostContext, Protocol):
     def save_state(self, key: str, value: dict[str, Any]) -> None: ...
 
 
+class TriggerContext(HostContext, Protocol):
+    """What a host offers a running trigger (``TriggerSpec.watch``).
+
+    ``log`` lines are few (a connection made or lost, a server alert), so a host shows them all.
+    ``load_state``/``save_state`` keep the trigger's state per task and key across restarts;
+    ``save_state`` must be atomic and durable (a crash leaves the old or the new value) and may
+    be called from the thread that calls ``ack()``. ``host_kit.BasicTriggerContext`` is one.
+    """
+
+    @property
+    def task_name(self) -> str: ...
+
+    @property
+    def once(self) -> bool:
+        """True: yield what is waiting now, then return (cron-style); False: watch until stop."""
+
+    def load_state(self, key: str) -> dict[str, Any]: ...
+
+    def save_state(self, key: str, value: dict[str, Any]) -> None: ...
+
+
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
@@ -475,11 +582,3 @@ def check_field(field: EditorField, value: str) -> str | None:
             if problem:
                 return f"{label} {problem}"
     return None
-
-
-def iter_secret_params(spec_params: Iterable[Param], values: Mapping[str, Any]) -> Iterator[str]:
-    """The string values of the secret parameters, for masking."""
-    for p in spec_params:
-        v = values.get(p.name)
-        if p.secret and isinstance(v, str) and v:
-            yield v

@@ -47,12 +47,7 @@ log = logging.getLogger(__name__)
 EARLY_REFRESH_S = 60.0
 DEFAULT_LIFETIME_S = 3600.0
 MAX_LIFETIME_S = 365 * 86400.0
-USER_MUST_ACT = frozenset(
-    {"invalid_grant", "invalid_client", "unauthorized_client", "interaction_required",
-     "consent_required", "login_required"}
-)
 TEMPORARY = frozenset({"temporarily_unavailable", "server_error"})
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 _AADSTS_RE = re.compile(r"\b(AADSTS\d+)\b")
 _CORRELATION_RE = re.compile(r"Correlation ID:\s*([0-9A-Fa-f-]{8,})")
 _TRACE_RE = re.compile(r"Trace ID:\s*([0-9A-Fa-f-]{8,})")
@@ -930,6 +925,5 @@ __all__ = [
     "TokenGrant",
     "TokenService",
     "allow_loopback_http",
-    "json",
     "token_summary",
 ]
