@@ -566,3 +566,24 @@ def test_explicit_uids_on_mailutils(host, mailutils_server, monkeypatch):
         ],
     )
     assert result.error.code == "message_not_found" and "99" in result.error.description
+
+
+def test_imaplib_debug_formatting_is_off_unless_someone_logs_it():
+    """imapclient sets imaplib's debug level 5: every answer's repr (whole messages) was built for
+    a log line nobody kept. The session turns it off, unless its logger is at DEBUG."""
+    import logging
+    import types
+
+    def fake_client():
+        return types.SimpleNamespace(capabilities=lambda: (), _imap=types.SimpleNamespace(debug=5))
+
+    quiet = ImapSession(fake_client(), None, "a")  # type: ignore[arg-type]
+    assert quiet.client._imap.debug == 0
+    logger = logging.getLogger("imapclient.imaplib")
+    level = logger.level
+    logger.setLevel(logging.DEBUG)
+    try:
+        logged = ImapSession(fake_client(), None, "a")  # type: ignore[arg-type]
+    finally:
+        logger.setLevel(level)
+    assert logged.client._imap.debug == 5

@@ -14,6 +14,7 @@ when the loop fetched them), so an action in the loop body needs one command, or
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -124,6 +125,12 @@ class ImapSession:
         # command that consults them.
         with contextlib.suppress(Exception):
             client.capabilities()
+        # imapclient sets imaplib's debug level to 5 and sends its messages to a logger, so
+        # imaplib formats the repr of every answer (a 100 KB message included) for a log line
+        # that is then dropped: a third of a download loop's time. Kept when someone logs it.
+        if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
+            with contextlib.suppress(AttributeError):
+                client._imap.debug = 0
 
     def __repr__(self) -> str:
         where = self.settings.describe()
