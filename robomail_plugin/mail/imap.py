@@ -150,7 +150,8 @@ _EXPUNGE_WORDS = (b"EXPUNGE", b"EXPUNGED")
 
 def _expunges(session: ImapSession) -> int:
     """How many untagged EXPUNGE answers arrived since the last call (and forgets them)."""
-    return len(session.client._imap.untagged_responses.pop("EXPUNGE", None) or [])
+    untagged = session.client._imap.untagged_responses
+    return sum(len(untagged.pop(word.decode(), None) or []) for word in _EXPUNGE_WORDS)
 
 
 def _present(session: ImapSession, uids: list[int]) -> set[int]:
