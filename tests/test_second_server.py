@@ -192,9 +192,17 @@ def test_raw_search_with_non_ascii_values(host, target):
         steps.append(
             step("IMAP Mail Loop", raw_search=query, do=[log(f"Q{i}:{{json:Msg.subject}}")])
         )
+    steps.append(  # the same values as conditions (SEARCH keys robomail writes itself)
+        step(
+            "IMAP Mail Loop",
+            conditions=[{"field": "subject", "op": "contains", "value": "grüße"}],
+            do=[log("C:{json:Msg.subject}")],
+        )
+    )
     result = run_ok(host, steps)
     for i, (query, expected) in enumerate(RAW_CASES.items()):
         assert sorted(logged(result, f"Q{i}")) == expected, (target.name, query)
+    assert sorted(logged(result, "C")) == ["Grüße aus Köln", "Grüße, roh"]
 
 
 def test_raw_search_refuses_line_breaks_and_literals(host, target):
