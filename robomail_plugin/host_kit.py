@@ -160,6 +160,10 @@ def access_token(hook: Any, record_name: str) -> AccessTokenInfo:
     info = hook.robomail_access_token(record_name=record_name)
     if info is None:
         raise RecordNotFound(f"No OAuth record is named {record_name!r}.")
+    if not isinstance(info, AccessTokenInfo):
+        raise TypeError(
+            f"robomail_access_token answered {type(info).__name__}, not AccessTokenInfo"
+        )
     return info
 
 
@@ -229,3 +233,68 @@ class BasicActionContext:
 
     def save_state(self, key: str, value: dict[str, Any]) -> None:
         self._state[key] = dict(value)
+
+
+class BasicTriggerContext:
+    """The smallest ``schema.TriggerContext``: log lines to a list (secrets masked) and state in
+    ``state_dir``, one JSON file per task and key, replaced atomically (written, synced, renamed)
+    so a crash leaves the old or the new state. Subclass it to send ``log`` elsewhere."""
+
+    interactive = False
+
+    def __init__(self, state_dir: str | Path, task_name: str = "task", *, once: bool = False):
+        import threading  # a trigger's thread and the host's task thread both save state
+
+        self.state_dir = Path(state_dir)
+        self.task_name = task_name
+        self.once = once
+        self.lines: list[str] = []
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+
+    def mask(self, message: str) -> str:
+        for secret in sorted(self._secrets, key=len, reverse=True):
+            message = message.replace(secret, "***")
+        return message
+
+    def log(self, message: str, level: str = "info") -> None:
+        message = self.mask(message)
+        self.lines.append(message if level == "info" else f"{level.upper()}: {message}")
+
+    def add_secret(self, value: str) -> None:
+        if value:
+            self._secrets.add(value)
+
+    def prompt(self, text: str, *, secret: bool = False) -> str:
+        raise InvalidParameter(f"{text}: nobody is here to answer; give it as a parameter.")
+
+    def state_path(self, key: str) -> Path:
+        import hashlib
+
+        digest = hashlib.sha256(f"{self.task_name}\0{key}".encode()).hexdigest()[:24]
+        return self.state_dir / f"{digest}.json"
+
+    def load_state(self, key: str) -> dict[str, Any]:
+        try:
+            data = json.loads(self.state_path(key).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return data.get("value", {}) if isinstance(data, dict) else {}
+
+    def save_state(self, key: str, value: dict[str, Any]) -> None:
+        import os
+        import tempfile
+
+        path = self.state_path(key)
+        with self._lock:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump({"task": self.task_name, "key": key, "value": value}, fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, path)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise

@@ -70,7 +70,8 @@ class Services:
                     replaced.close()
                 if self._tokens is not None:
                     self._subscribe(self._store, self._tokens)
-            return self._store
+            store: CredentialStore = self._store
+            return store
 
     @staticmethod
     def _subscribe(store: Any, tokens: TokenService) -> None:

@@ -28,7 +28,7 @@ from robomail_plugin.credentials.store import (
     save_refresh_token,
 )
 from robomail_plugin.errors import InvalidParameter, StoreError
-from robomail_plugin.schema import ActionFailed, CommandResult, HostContext
+from robomail_plugin.schema import ActionFailed, CommandResult, HostContext, ProviderPreset
 
 if TYPE_CHECKING:
     from robomail_plugin.services import Services
@@ -100,7 +100,7 @@ class OAuthEditor:
 
     # --- helpers ---------------------------------------------------------------------------
 
-    def _preset(self, key: str, tenant: str | None):
+    def _preset(self, key: str, tenant: str | None) -> ProviderPreset:
         presets = self.services.providers()
         preset = presets.get(key.strip().lower())
         if preset is None:
@@ -528,4 +528,5 @@ def run_command(
     services: Services, method: str, ctx: HostContext, params: Mapping[str, Any]
 ) -> CommandResult:
     """Runs one command: ``editor_spec`` points each command of the EditorSpec here, by name."""
-    return getattr(OAuthEditor(services), method)(ctx, params)
+    result: CommandResult = getattr(OAuthEditor(services), method)(ctx, params)
+    return result

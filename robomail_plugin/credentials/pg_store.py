@@ -381,7 +381,7 @@ class PostgresCredentialStore:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _values(self, record: OAuthRecord) -> tuple:
+    def _values(self, record: OAuthRecord) -> tuple[Any, ...]:
         box = self._box
         assert box is not None
         secrets = tuple(
@@ -406,7 +406,7 @@ class PostgresCredentialStore:
             raise exists(record.record_name) from None
 
     def _row_for_update(self, conn: Any, name: str) -> Sequence[Any]:
-        row = conn.execute(_SELECT_ONE + " FOR UPDATE", (name,)).fetchone()
+        row: Sequence[Any] | None = conn.execute(_SELECT_ONE + " FOR UPDATE", (name,)).fetchone()
         if row is None:
             raise not_found(name)
         return row

@@ -69,7 +69,8 @@ def change_record(store: CredentialStore, name: str, changes: Mapping[str, str])
     """Replaces only the given fields of a record, atomically where the store can."""
     change = getattr(store, "change", None)
     if change is not None:
-        return change(name, changes)
+        changed: OAuthRecord = change(name, changes)
+        return changed
     updated = attrs.evolve(store.get(name), **changes)
     store.update(updated)
     return updated
@@ -88,7 +89,8 @@ def read_checked(store: CredentialStore, names: Sequence[str] | None = None) -> 
     """Records for display and export; a store without ``read_checked`` raises on damage."""
     reader = getattr(store, "read_checked", None)
     if reader is not None:
-        return reader(names)
+        checked: list[CheckedRecord] = reader(names)
+        return checked
     records = store.list() if names is None else [store.get(n) for n in names]
     return [CheckedRecord(r) for r in records]
 
@@ -337,7 +339,7 @@ class SQLiteCredentialStore:
             "changed: move that file away, or set ROBOMAIL_HOME to another folder."
         )
 
-    def _resolve_key(self, conn: sqlite3.Connection, meta: dict) -> SecretBox:
+    def _resolve_key(self, conn: sqlite3.Connection, meta: dict[str, Any]) -> SecretBox:
         source = self.key_source
         check = meta.get("key_check")
         key = source.load()
@@ -393,18 +395,18 @@ class SQLiteCredentialStore:
 
     # --- rows -----------------------------------------------------------------------------
 
-    def _row_values(self, record: OAuthRecord, box: SecretBox) -> tuple:
+    def _row_values(self, record: OAuthRecord, box: SecretBox) -> tuple[Any, ...]:
         secrets = tuple(
             box.encrypt(getattr(record, f), record.record_name, f) for f in SECRET_FIELDS
         )
         plain = tuple(getattr(record, f) for f in _PLAIN_FIELDS)
         return (record.record_name, *plain, *secrets, time.time())
 
-    def _decode(self, row: tuple, *, replacing: Collection[str] = ()) -> OAuthRecord:
+    def _decode(self, row: tuple[Any, ...], *, replacing: Collection[str] = ()) -> OAuthRecord:
         """The record of a row; damage in a field the caller is ``replacing`` does not count."""
         return strict_record(self._decode_checked(row), replacing)
 
-    def _decode_checked(self, row: tuple) -> CheckedRecord:
+    def _decode_checked(self, row: tuple[Any, ...]) -> CheckedRecord:
         assert self._box is not None
         return open_row(dict(zip(_COLUMNS, row, strict=True)), self._box)
 
@@ -422,8 +424,9 @@ class SQLiteCredentialStore:
         if cur.rowcount == 0:
             raise not_found(record.record_name)
 
-    def _select(self, conn: sqlite3.Connection, name: str) -> tuple | None:
-        return conn.execute(_SELECT_ONE, (name,)).fetchone()
+    def _select(self, conn: sqlite3.Connection, name: str) -> tuple[Any, ...] | None:
+        row: tuple[Any, ...] | None = conn.execute(_SELECT_ONE, (name,)).fetchone()
+        return row
 
     # --- the interface ----------------------------------------------------------------------
 

@@ -539,7 +539,9 @@ class TokenEndpoint:
             "The stored Refresh Token was kept."
         )
 
-    def _post_token(self, session: OAuth2Session, call: Callable[[], Any]) -> dict:
+    def _post_token(
+        self, session: OAuth2Session, call: Callable[[], Any]
+    ) -> dict[str, Any]:
         try:
             token = call()
         except (_Transient, _Refused):
@@ -649,7 +651,7 @@ class TokenEndpoint:
             raise self._refusal(exc, record, "authorize") from None
         return self._grant(record, token, now)
 
-    def _grant(self, record: OAuthRecord, token: dict, now: float) -> TokenGrant:
+    def _grant(self, record: OAuthRecord, token: dict[str, Any], now: float) -> TokenGrant:
         refresh = token.get("refresh_token")
         if not refresh:
             failed = AuthorizationFailed(

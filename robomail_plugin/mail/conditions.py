@@ -57,18 +57,18 @@ class Condition:
 
     def matches(self, info: Mapping[str, Any]) -> bool:
         if self.field == "has_attachment":
-            return bool(info.get("has_attachments")) == self.value
+            return bool(bool(info.get("has_attachments")) == self.value)
         if self.field == "size":
             size = info.get("size")
             if not isinstance(size, int):
                 return False
-            return size > self.value if self.op == "larger" else size < self.value
+            return bool(size > self.value if self.op == "larger" else size < self.value)
         if self.field == "date":
             day = message_day(info)
             if day is None:
                 return False
-            return {"before": day < self.value, "after": day > self.value,
-                    "on": day == self.value}[self.op]
+            return bool({"before": day < self.value, "after": day > self.value,
+                         "on": day == self.value}[self.op])
         return self._match_text(info)
 
     def _match_text(self, info: Mapping[str, Any]) -> bool:

@@ -20,8 +20,9 @@ import email.feedparser
 import email.utils
 import quopri
 import re
+from collections.abc import Callable
 from email.message import Message
-from typing import Any
+from typing import Any, TypeVar
 
 from robomail_plugin.errors import ParseError
 
@@ -90,7 +91,7 @@ class _FeedParser(email.feedparser.FeedParser):
             cur._keep_raw = True
 
     def _pop_message(self) -> Message:
-        msg = super()._pop_message()  # type: ignore[misc]
+        msg: Message = super()._pop_message()  # type: ignore[misc]
         if isinstance(msg, _Part):
             msg.__dict__.pop("_keep_raw", None)
         return msg
@@ -286,7 +287,11 @@ def address_list(raw: Any) -> list[dict[str, str]]:
 # --- parts ---------------------------------------------------------------------------------------
 
 
-def _safe(call: Any, default: Any) -> Any:
+_T = TypeVar("_T")
+_D = TypeVar("_D")
+
+
+def _safe(call: Callable[[], _T], default: _D) -> _T | _D:
     try:
         return call()
     except Exception:
@@ -296,11 +301,12 @@ def _safe(call: Any, default: Any) -> Any:
 def part_filename(part: Message) -> str | None:
     """The file name of a part (RFC 2231 and RFC 2047 decoded), or None."""
     source = _params_source(part)
-    name = _safe(lambda: source.get_filename(), None)
+    name: Any = _safe(lambda: source.get_filename(), None)
     if name is None:
         name = _safe(lambda: source.get_param("name"), None)
         if isinstance(name, tuple):  # an RFC 2231 triple
-            name = _safe(lambda: email.utils.collapse_rfc2231_value(name), None)
+            triple = name
+            name = _safe(lambda: email.utils.collapse_rfc2231_value(triple), None)
     if name is None:
         return None
     return decode_header_value(str(name))
