@@ -76,6 +76,10 @@ def _strings(values: Iterable[str]) -> tuple[str, ...]:
     return tuple(values)
 
 
+def _rules(values: Iterable[str]) -> tuple[FieldRule, ...]:
+    return tuple(FieldRule(v) for v in values)
+
+
 def _params(values: Iterable[Param]) -> tuple[Param, ...]:
     return tuple(values)
 
@@ -96,7 +100,7 @@ def _mapping(values: Mapping[str, str]) -> dict[str, str]:
     return dict(values)
 
 
-def _check_name(_inst: object, attribute: attrs.Attribute, value: str) -> None:
+def _check_name(_inst: object, attribute: attrs.Attribute[str], value: str) -> None:
     if not NAME_RE.match(value):
         raise ValueError(f"{attribute.name} {value!r} must be snake_case (a-z, 0-9, _)")
 
@@ -170,7 +174,7 @@ class ActionSpec:
     errors: tuple[ErrorCode, ...] = attrs.field(default=(), converter=_errors)
 
     @id.validator
-    def _check_id(self, _attribute: attrs.Attribute, value: str) -> None:
+    def _check_id(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if not ACTION_ID_RE.match(value):
             raise ValueError(f"action id {value!r} must look like 'plugin.snake_case_name'")
 
@@ -210,7 +214,7 @@ class TriggerVariable:
     help: str = ""
 
     @name.validator
-    def _check_variable(self, _attribute: attrs.Attribute, value: str) -> None:
+    def _check_variable(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if not VARIABLE_RE.match(value):
             raise ValueError(f"trigger variable {value!r} must be a name (letters, digits, _)")
 
@@ -256,7 +260,7 @@ class TriggerSpec:
     errors: tuple[ErrorCode, ...] = attrs.field(default=(), converter=_errors)
 
     @id.validator
-    def _check_id(self, _attribute: attrs.Attribute, value: str) -> None:
+    def _check_id(self, _attribute: attrs.Attribute[str], value: str) -> None:
         if not ACTION_ID_RE.match(value):
             raise ValueError(f"trigger id {value!r} must look like 'plugin.snake_case_name'")
 
@@ -292,9 +296,7 @@ class EditorField:
     placeholder: str = ""
     choices: tuple[str, ...] = attrs.field(default=(), converter=_strings)
     choices_from: str = ""
-    rules: tuple[FieldRule, ...] = attrs.field(
-        default=(), converter=lambda v: tuple(FieldRule(r) for r in v)
-    )
+    rules: tuple[FieldRule, ...] = attrs.field(default=(), converter=_rules)
     max_length: int | None = None
 
     def __attrs_post_init__(self) -> None:
