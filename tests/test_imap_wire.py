@@ -12,6 +12,7 @@ from __future__ import annotations
 import imaplib
 import json
 import re
+from pathlib import Path
 
 import pytest
 from imap_helpers import (
@@ -587,3 +588,28 @@ def test_imaplib_debug_formatting_is_off_unless_someone_logs_it():
     finally:
         logger.setLevel(level)
     assert logged.client._imap.debug == 5
+
+
+def test_pop3_download_writes_the_bytes_unparsed(host, sandbox, mail_user, monkeypatch, tmp_path):
+    """POP3 Download Email: RETR, the bytes to the file; a header parse only for {subject}."""
+    message = make_message("Quarterly", attachment=("q.pdf", b"%PDF-1.4 " * 500))
+    sandbox.deliver(mail_user.username, message)
+    parses = _count_parses(monkeypatch)
+    pop3 = {
+        "server": sandbox.host,
+        "port": sandbox.ports["pop3s"],
+        "ca_file": str(sandbox.ca_file),
+        "username": mail_user.username,
+        "password": mail_user.password,
+    }
+    steps = [
+        step("POP3 Open", **pop3),
+        step("POP3 Download Email", number=1, folder=str(tmp_path), save_path_to="P1"),
+        step("POP3 Download Email", number=1, folder=str(tmp_path), file_name="{subject}.eml"),
+        step("POP3 Close"),
+    ]
+    result = run_ok(host, steps)
+    assert parses == {"whole": 0, "headers": 1}
+    saved = (tmp_path / "Quarterly.eml").read_bytes()
+    assert saved.endswith(message)  # the server adds its Return-Path / Received in front
+    assert Path(result.variables["P1"]).read_bytes() == saved
