@@ -299,6 +299,39 @@ def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None, verbose:
 
 
 @main.command()
+@click.argument(
+    "task_files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path)
+)
+@click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE",
+              help="set a variable (for the tasks and their trigger params)")
+@click.option("--once", is_flag=True,
+              help="handle what is waiting now, then exit (for cron); the first run only "
+              "records what is there")
+@click.option("--queue-size", type=click.IntRange(1, 1_000_000), default=100, show_default=True,
+              help="events waiting per task; when full the trigger reads no new mail until the "
+              "task catches up (nothing is lost)")
+@click.option("--verbose", "-v", is_flag=True, help="print each task's step log under its event")
+def watch(
+    task_files: tuple[Path, ...], pairs: tuple[str, ...], once: bool, queue_size: int,
+    verbose: bool,
+) -> None:
+    """Run the triggers of task files (their `trigger:`): each event starts its task, one at a
+    time per task, with the event's variables (Msg, MsgUid). One line per event and per
+    reconnection; Ctrl-C or SIGTERM stops (running tasks finish). Exit status: 0 stopped or
+    --once done, 1 a trigger failed, 3 a task failed (--once). See docs/triggers.md."""
+    from hostsim.task import TaskError
+    from hostsim.watch import run_watch
+
+    host = _host()
+    try:
+        code = run_watch(host, task_files, _parse_vars(pairs), once=once,
+                         queue_size=queue_size, verbose=verbose)
+    except TaskError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
+
+
+@main.command()
 @click.option("--check", "mode", flag_value="check", help="fail when manifests/ is out of date")
 @click.option("--write", "mode", flag_value="write", help="write manifests/ from the code")
 @click.option("--path", type=click.Path(path_type=Path), default=MANIFEST_PATH, show_default=True)

@@ -72,6 +72,16 @@ def build_manifest(registry: Registry, distribution: str = PROJECT_NAME) -> dict
             for editor in sorted(registry.editors.values(), key=lambda e: e.record_type)
         ],
         "oauth_providers": sorted(registry.providers()),
+        "triggers": [
+            {
+                "id": spec.id,
+                "title": spec.title,
+                "category": spec.category,
+                "variables": [v.name for v in spec.variables],
+            }
+            for spec in sorted(registry.triggers.values(), key=lambda s: s.id)
+            if spec.id.startswith(prefix)
+        ],
     }
 
 
@@ -136,7 +146,40 @@ def render_action_reference(registry: Registry) -> str:
                     "Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors),
                     "",
                 ]
+    lines += _trigger_reference(registry)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _trigger_reference(registry: Registry) -> list[str]:
+    """The triggers a task file names in ``trigger:`` (docs/triggers.md is the guide)."""
+    triggers = sorted(registry.triggers.values(), key=lambda s: (s.category, s.title))
+    if not triggers:
+        return []
+    lines = [
+        "## Triggers",
+        "",
+        "A task file names one in `trigger: {type: TITLE, params: {...}}`; `hostsim watch` runs",
+        "it and starts the task once per event with the variables below. Guide:",
+        "[triggers.md](triggers.md).",
+        "",
+    ]
+    for spec in triggers:
+        lines += [f"### {spec.title}", "", f"Id: `{spec.id}`. {spec.description}", ""]
+        if spec.params:
+            lines += ["| parameter | type | meaning |", "|---|---|---|"]
+            lines += [_param_line(p) for p in spec.params]
+            lines.append("")
+        if spec.variables:
+            lines += [
+                "Each event sets: " + "; ".join(f"`{v.name}`: {v.help}" for v in spec.variables),
+                "",
+            ]
+        if spec.errors:
+            lines += [
+                "Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors),
+                "",
+            ]
+    return lines
 
 
 def check_reference(registry: Registry, path: Path) -> list[str]:

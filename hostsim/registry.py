@@ -8,7 +8,7 @@ from typing import Any
 import attrs
 import pluggy
 
-from robomail_plugin.schema import ActionSpec, EditorSpec, ProviderPreset
+from robomail_plugin.schema import ActionSpec, EditorSpec, ProviderPreset, TriggerSpec
 
 
 class RegistrationError(Exception):
@@ -64,15 +64,18 @@ def _clash(what: str, first: str, second: str) -> RegistrationError:
 
 @attrs.define
 class Registry:
-    """Actions by id and title, credential editors by record type, provider presets by key.
+    """Actions by id and title, credential editors by record type, provider presets by key,
+    triggers by id and title.
 
-    ``owners`` says which plugin registered each action (``"action", id``) and editor
-    (``"editor", record type``); ``only`` narrows a registry to some plugins' registrations.
+    ``owners`` says which plugin registered each action (``"action", id``), editor
+    (``"editor", record type``) and trigger (``"trigger", id``); ``only`` narrows a registry
+    to some plugins' registrations.
     """
 
     pm: pluggy.PluginManager
     actions: dict[str, ActionSpec] = attrs.field(factory=dict)
     editors: dict[str, EditorSpec] = attrs.field(factory=dict)
+    triggers: dict[str, TriggerSpec] = attrs.field(factory=dict)
     owners: dict[tuple[str, str], str] = attrs.field(factory=dict)
     plugins: frozenset[str] | None = None  # None: every plugin
 
@@ -107,7 +110,28 @@ class Registry:
                     )
                 registry.editors[editor.record_type] = editor
                 registry.owners["editor", editor.record_type] = plugin
+        registry._collect_triggers()
         return registry
+
+    def _collect_triggers(self) -> None:
+        titles: dict[str, str] = {}
+        for plugin, items in _calls(self.pm, "robomail_register_triggers"):
+            for spec in _checked(items, TriggerSpec, "register_triggers", plugin):
+                if spec.id in self.triggers:
+                    raise _clash(
+                        f"the trigger id {spec.id!r}", self.owners["trigger", spec.id], plugin
+                    )
+                other = titles.get(spec.title.lower())
+                if other is not None:
+                    owners = (self.owners["trigger", other], plugin)
+                    raise RegistrationError(
+                        f"triggers {other!r} and {spec.id!r} share the title {spec.title!r} "
+                        f"(plugin {owners[0]!r}, plugin {owners[1]!r})",
+                        dict.fromkeys(owners),
+                    )
+                titles[spec.title.lower()] = spec.id
+                self.triggers[spec.id] = spec
+                self.owners["trigger", spec.id] = plugin
 
     def only(self, plugins: Iterable[str]) -> Registry:
         """What these plugins registered, and nothing another installed plugin adds."""
@@ -117,6 +141,7 @@ class Registry:
             self.pm,
             actions={k: v for k, v in self.actions.items() if ("action", k) in owned},
             editors={k: v for k, v in self.editors.items() if ("editor", k) in owned},
+            triggers={k: v for k, v in self.triggers.items() if ("trigger", k) in owned},
             owners=owned,
             plugins=names,
         )
@@ -127,6 +152,16 @@ class Registry:
             return self.actions[id_or_title]
         wanted = id_or_title.strip().lower()
         for spec in self.actions.values():
+            if spec.title.lower() == wanted:
+                return spec
+        return None
+
+    def trigger(self, id_or_title: str) -> TriggerSpec | None:
+        """Finds a trigger by its id or by its exact title (case-insensitive)."""
+        if id_or_title in self.triggers:
+            return self.triggers[id_or_title]
+        wanted = id_or_title.strip().lower()
+        for spec in self.triggers.values():
             if spec.title.lower() == wanted:
                 return spec
         return None

@@ -13,6 +13,7 @@ from robomail_plugin.schema import (
     EditorSpec,
     HostServices,
     ProviderPreset,
+    TriggerSpec,
 )
 
 PROJECT_NAME = "robomail"
@@ -46,6 +47,20 @@ def robomail_register_actions() -> list[ActionSpec]:
     title.
 
     :returns: a list of ``ActionSpec`` records.
+    """
+
+
+@hookspec
+def robomail_register_triggers() -> list[TriggerSpec]:
+    """Register triggers: things that start a task (new mail arriving).
+
+    The host collects every plugin's list and fails at start when two triggers share an id or a
+    title. It runs ``TriggerSpec.watch(ctx, params, stop)`` in a thread per task, starts the
+    task once per event it yields with the event's variables, and calls ``event.ack()`` once
+    that task has started.
+
+    :returns: a list of ``TriggerSpec`` records: id, title, parameters (as for actions), the
+        variables each event sets, and ``watch``.
     """
 
 

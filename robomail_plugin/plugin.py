@@ -16,6 +16,7 @@ from robomail_plugin.schema import (
     EditorSpec,
     HostServices,
     ProviderPreset,
+    TriggerSpec,
 )
 from robomail_plugin.services import Services
 
@@ -44,6 +45,13 @@ class RobomailPlugin:
             *smtp_actions.action_specs(self.services),
             *parse_actions.action_specs(self.services),
         ]
+
+    @hookimpl
+    def robomail_register_triggers(self) -> list[TriggerSpec]:
+        # declarations only: a trigger imports its implementation when it first runs
+        from robomail_plugin.mail import trigger_actions
+
+        return trigger_actions.trigger_specs(self.services)
 
     @hookimpl
     def robomail_register_credential_editors(self) -> list[EditorSpec]:
