@@ -171,9 +171,11 @@ def _present(session: ImapSession, uids: list[int]) -> set[int]:
             "(UID)",
             uid=True,
         )
-        found.update(int(u) for u in parse_fetch_response(data))
-    wanted = set(uids)
-    return found & wanted  # unsolicited FETCH answers (flag changes) name other messages
+        # only answers naming a UID count: an unsolicited "* 3 FETCH (FLAGS ...)" (another
+        # session changed flags) carries a sequence number that may look like a wanted UID
+        entries = parse_fetch_response(data, uid_is_key=False).values()
+        found.update(int(e[b"UID"]) for e in entries if e.get(b"UID") is not None)
+    return found & set(uids)
 
 
 _STORE_ITEMS = {"add": b"+FLAGS", "remove": b"-FLAGS", "replace": b"FLAGS"}
@@ -434,6 +436,7 @@ def _download(ctx: Any, params: Mapping[str, Any]) -> None:
         number = entry.get(b"SEQ")
         if not peek and "\\Seen" not in flags:
             flags.append("\\Seen")
+        session.flags_changed(uid, flags)
     path = files.save_raw_message(
         raw,
         uid=uid,
