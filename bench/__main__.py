@@ -19,7 +19,7 @@ from bench.common import SIZES, Bench, Figure, figure_line, verdict_line
 
 GROUPS = (
     "imap", "loops", "download", "gmail", "memory", "pop3", "smtp", "oauth", "parse", "startup",
-    "fleet",
+    "fleet", "trigger",
 )
 
 
@@ -31,6 +31,7 @@ def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]
         oauth_figures,
         other_figures,
         startup,
+        trigger_figures,
     )
 
     return {
@@ -48,6 +49,7 @@ def _runners() -> dict[str, Callable[[Bench, dict[str, int], Any], list[Figure]]
             startup.run_figure(b, s, log),
         ],
         "fleet": fleet_figures.fleet_figures,
+        "trigger": trigger_figures.trigger_figures,
     }
 
 

@@ -32,6 +32,7 @@ from robomail_plugin.mail.imap_session import ImapSession, folder_name
 from robomail_plugin.mail.trigger_actions import IDLE_MINUTES_MAX
 from robomail_plugin.mail.trigger_state import (
     PERMANENT,
+    REFUSED,
     Backoff,
     UidTracker,
     describe_error,
@@ -143,7 +144,7 @@ class ImapWatch:
                 self._drop(clean=False)
                 reason = describe_error(exc)
                 permanent = isinstance(exc, PERMANENT)
-                if permanent:  # it will not mend itself soon: the longest wait from now on
+                if isinstance(exc, REFUSED):  # no use asking again soon: the longest wait
                     self.backoff.attempts = max(self.backoff.attempts, 30)
                 delay = self.backoff.next()
                 first = lost is None

@@ -19,6 +19,7 @@ from robomail_plugin.mail.message_info import message_info
 from robomail_plugin.mail.pop3 import Pop3Session, account_key
 from robomail_plugin.mail.trigger_state import (
     PERMANENT,
+    REFUSED,
     Backoff,
     UidlTracker,
     describe_error,
@@ -60,7 +61,7 @@ class Pop3Watch:
                     ) from None
                 reason = describe_error(exc)
                 permanent = isinstance(exc, PERMANENT)
-                if permanent:
+                if isinstance(exc, REFUSED):  # no use asking again soon: the longest wait
                     self.backoff.attempts = max(self.backoff.attempts, 30)
                 delay = self.backoff.next()
                 if lost is None:

@@ -16,8 +16,9 @@ from typing import Any
 from robomail_plugin import errors
 
 #: Errors a trigger cannot get past by retrying: reported at once when they happen before the
-#: first successful connection (a typo in the task); after it, retried with the longest backoff
-#: (a password changed on the server, a folder being rebuilt).
+#: first successful connection (a typo in the task); after it, retried (a folder being rebuilt,
+#: a password changed on the server), a refused login only at the longest backoff, so a wrong
+#: password does not lock the account.
 PERMANENT = (
     errors.LoginFailed,
     errors.TokenError,
@@ -26,6 +27,7 @@ PERMANENT = (
     errors.FolderNotFound,
     errors.StoreError,
 )
+REFUSED = (errors.LoginFailed, errors.TokenError, errors.RecordNotFound, errors.StoreError)
 
 
 class Backoff:
