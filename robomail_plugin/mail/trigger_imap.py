@@ -173,14 +173,13 @@ class ImapWatch:
         selected = session.select(self.folder, read_only=True)
         self._drain()
         uidvalidity = int(selected["uidvalidity"] or 0)
-        uidnext = selected["uidnext"]
-        self._track(account, uidvalidity, uidnext)
+        self._track(account, uidvalidity, selected["uidnext"], int(selected["total"] or 0))
         return self.push == "idle" and session.has("IDLE")
 
     def _key(self, account: str) -> str:
         return f"imap|{account.lower()}|{self.settings.address}|{self.folder}"
 
-    def _track(self, account: str, uidvalidity: int, uidnext: int | None) -> None:
+    def _track(self, account: str, uidvalidity: int, uidnext: int | None, total: int) -> None:
         old = self.tracker
         if old is not None and old.uidvalidity == uidvalidity:
             return  # the same folder: go on from what this process has looked at
@@ -195,17 +194,16 @@ class ImapWatch:
             before = old.uidvalidity if old is not None else state.get("uidvalidity")
             self.ctx.log(
                 f"{self.folder!r} was rebuilt on the server (UIDVALIDITY {before} -> "
-                f"{uidvalidity}): its stored UIDs mean nothing now; the "
-                f"{baseline if self.existing == 'skip' else 'messages'} message(s) in it are "
-                f"taken as there before (existing_mail: {self.existing}: {skipped}); mail "
+                f"{uidvalidity}): its stored UIDs mean nothing now; the {total} message(s) in it "
+                f"are taken as there before (existing_mail: {self.existing}: {skipped}); mail "
                 "arriving from now on fires",
                 "warning",
             )
             if old is not None:
                 old.retire()
-        elif baseline:
+        elif total:
             self.ctx.log(
-                f"first start on {self.folder!r}: {baseline} message(s) already there "
+                f"first start on {self.folder!r}: {total} message(s) already there "
                 f"(existing_mail: {self.existing}: {skipped})"
             )
         last = baseline if self.existing == "skip" else 0
