@@ -256,10 +256,6 @@ def _parse_vars(pairs: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-#: exit statuses of `hostsim run` (README: hostsim commands)
-EXIT_FAILED, EXIT_FINISHED_WITH_ERRORS, EXIT_INTERRUPTED = 1, 3, 130
-
-
 @main.command()
 @click.argument("task_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--var", "pairs", multiple=True, metavar="NAME=VALUE", help="set a variable")
@@ -273,29 +269,15 @@ EXIT_FAILED, EXIT_FINISHED_WITH_ERRORS, EXIT_INTERRUPTED = 1, 3, 130
 def run(task_file: Path, pairs: tuple[str, ...], vars_out: Path | None, verbose: bool) -> None:
     """Run a task file. Exit status: 0 finished, 1 failed, 3 finished with errors (steps under
     on_error: continue), 130 interrupted by Ctrl-C."""
-    from hostsim.task import TaskError  # loaded when a task runs: keeps start-up light
+    from hostsim.quickrun import finish  # loaded when a task runs: keeps start-up light
+    from hostsim.task import TaskError
 
     host = _host(interactive=True)
     try:
         result = host.run_file(task_file, _parse_vars(pairs), out=sys.stdout, verbose=verbose)
     except TaskError as exc:
         raise click.ClickException(str(exc)) from None
-    if vars_out is not None:
-        vars_out.write_text(json.dumps(result.variables, indent=2, ensure_ascii=False) + "\n")
-    if result.interrupted:
-        click.echo(f"task interrupted at {result.interrupted}", err=True)
-        sys.exit(EXIT_INTERRUPTED)
-    if not result.ok:
-        assert result.error is not None
-        click.echo(
-            f"task failed at step {result.error.step} [{result.error.code}]: "
-            f"{result.error.description}",
-            err=True,
-        )
-        sys.exit(EXIT_FAILED)
-    if result.errors:
-        click.echo(f"task finished with {result.errors} error(s) (on_error: continue)", err=True)
-        sys.exit(EXIT_FINISHED_WITH_ERRORS)
+    sys.exit(finish(result, vars_out))  # the same ending as the fast path (quickrun)
 
 
 @main.command()

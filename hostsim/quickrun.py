@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 #: exit statuses of `hostsim run` (README: hostsim commands)
+#: exit statuses of `hostsim run` (README: hostsim commands)
 EXIT_FAILED, EXIT_FINISHED_WITH_ERRORS, EXIT_INTERRUPTED = 1, 3, 130
 
 

@@ -118,8 +118,9 @@ def test_ctrl_c_exits_130_says_where_and_writes_the_variables_so_far(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
-    assert re.search(r"task interrupted at step 1 \(For Each\), iteration \d+ of 1000, "
-                     r"step 2 \(For Each\), iteration \d+ of 1000", stderr), stderr
+    # inside the inner loop (most of the time) or between two of its runs
+    assert re.search(r"task interrupted at step 1 \(For Each\), iteration \d+ of 1000"
+                     r"(, step 2 \(For Each\), iteration \d+ of 1000)?\n", stderr), stderr
     assert "Traceback" not in stderr
     variables = json.loads(out.read_text())
     assert re.fullmatch(r"\d+-\d+", variables["Last"])
