@@ -127,7 +127,8 @@ def _fetch_one(session: ImapSession, uid: int, items: list[str]) -> dict[bytes, 
     data = session.call(f"UID FETCH {uid}", session.client.fetch, [uid], items)
     if uid not in data:
         raise _missing_error([uid], folder)
-    return data[uid]
+    fetched: dict[bytes, Any] = data[uid]
+    return fetched
 
 
 def _single_uid(value: Any) -> int:

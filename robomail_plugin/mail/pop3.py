@@ -185,7 +185,8 @@ class Pop3Session:
 
 
 def _session(ctx: ActionContext, params: Mapping[str, Any]) -> Pop3Session:
-    return ctx.connection(params.get("connection") or DEFAULT_CONNECTION, KIND)
+    session: Pop3Session = ctx.connection(params.get("connection") or DEFAULT_CONNECTION, KIND)
+    return session
 
 
 def account_key(settings: connect.ConnectionSettings) -> str:

@@ -22,7 +22,7 @@ class LazyWatch(LazyRun):
 
     __slots__ = ()
 
-    def __call__(self, ctx: Any, params: Any, stop: Any = None) -> Any:  # type: ignore[override]
+    def __call__(self, ctx: Any, params: Any, stop: Any = None) -> Any:
         return self.resolve()(*self.args, ctx, params, stop)
 
     def __repr__(self) -> str:

@@ -45,7 +45,7 @@ class Backoff:
     def next(self) -> float:
         base = min(self.longest, self.first * 2 ** min(self.attempts, 30))
         self.attempts += 1
-        return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+        return float(base * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
 
 
 def positive_int(params: Mapping[str, Any], name: str, default: int, *, top: int | None = None
