@@ -42,36 +42,58 @@ def coerce(param: Param, value: Any) -> Any:
     if value is None:
         return None
     if kind in (ParamType.STR, ParamType.PATH):
-        if isinstance(value, dict | list):
-            raise ValueError("expected text, got a list or mapping")
-        if isinstance(value, bool):
-            return str(value).lower()
-        return value if isinstance(value, str) else str(value)
+        return _to_text(value)
     if kind is ParamType.CHOICE:
-        text = str(value).strip().lower()
-        for choice in param.choices:
-            if choice.lower() == text:
-                return choice
-        raise ValueError(f"expected one of {', '.join(param.choices)}; got {value!r}")
+        return _to_choice(param, value)
     if kind is ParamType.BOOL:
         return _to_bool(value)
     if kind is ParamType.INT:
-        if isinstance(value, bool):
-            raise ValueError(f"expected a whole number; got {value!r}")
-        try:
-            return int(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected a whole number; got {value!r}") from None
+        return _to_int(value)
     if kind is ParamType.FLOAT:
-        try:
-            return float(str(value).strip())
-        except ValueError:
-            raise ValueError(f"expected a number; got {value!r}") from None
+        return _to_float(value)
     if kind is ParamType.LIST:
         return _to_list(value)
     if kind is ParamType.JSON:
         return _to_json(value)
     raise ValueError(f"unknown parameter type {kind}")  # pragma: no cover - enum is closed
+
+
+def _to_text(value: Any) -> str:
+    """Scalars become text (booleans as YAML spells them); a list or mapping is refused rather
+    than silently turned into its Python repr."""
+    if isinstance(value, dict | list):
+        raise ValueError("expected text, got a list or mapping")
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, str) else str(value)
+
+
+def _to_choice(param: Param, value: Any) -> str:
+    """Matches case-insensitively but returns the choice as declared, so actions compare against
+    their own spelling."""
+    text = str(value).strip().lower()
+    for choice in param.choices:
+        if choice.lower() == text:
+            return choice
+    raise ValueError(f"expected one of {', '.join(param.choices)}; got {value!r}")
+
+
+def _to_int(value: Any) -> int:
+    """Refuses booleans: ``int(True)`` is 1, and a YAML ``yes`` is never meant as a count."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a whole number; got {value!r}")
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number; got {value!r}") from None
+
+
+def _to_float(value: Any) -> float:
+    """Goes through text so YAML numbers and quoted numbers are read the same way."""
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        raise ValueError(f"expected a number; got {value!r}") from None
 
 
 def _to_bool(value: Any) -> bool:
