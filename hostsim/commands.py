@@ -17,7 +17,7 @@ import click
 from hostsim.terminal import ask_person
 from hostsim.variables import Masker
 from robomail_plugin.host_kit import coerce
-from robomail_plugin.schema import ActionFailed, EditorCommand, Param, ParamType
+from robomail_plugin.schema import ActionFailed, CommandResult, EditorCommand, Param, ParamType
 
 
 class CommandContext:
@@ -98,38 +98,44 @@ def _click_param(param: Param) -> click.Parameter:
     return click.Option([*_option_names(param), param.name], **kwargs)
 
 
-def to_click_command(
-    command: EditorCommand, *, interactive: Callable[[], bool], as_json: Callable[[], bool]
-) -> click.Command:
-    def callback(**given: Any) -> None:
-        params: dict[str, Any] = {}
-        for p in command.params:
-            value = given.get(p.name)
-            if p.type is ParamType.LIST:
-                value = list(value or ())
-            elif value is not None:
-                try:
-                    value = coerce(p, value)
-                except ValueError as exc:
-                    raise click.BadParameter(str(exc), param_hint=p.name) from None
-            params[p.name] = value
-        ctx = CommandContext(interactive=interactive())
-        if command.confirm and not given.pop("yes", False):
-            _confirm(command.confirm, ctx)
-        for p in command.params:
-            if p.secret and isinstance(params.get(p.name), str):
-                ctx.add_secret(params[p.name])
-        try:
-            result = command.run(ctx, params)
-        except ActionFailed as exc:
-            click.echo(ctx.masker.mask(f"error [{exc.code}]: {exc}"), err=True)
-            sys.exit(1)
-        if given.get("as_json") or as_json():
-            payload = {"message": result.message, "data": result.data}
-            click.echo(ctx.masker.mask(json.dumps(payload, indent=2, ensure_ascii=False)))
-        else:
-            click.echo(ctx.masker.mask(result.message))
+def _typed_values(command: EditorCommand, given: dict[str, Any]) -> dict[str, Any]:
+    """Click hands over text (and tuples for repeated options); the command wants the types its
+    params declare, and a bad value is reported as click's usage error naming the option."""
+    params: dict[str, Any] = {}
+    for p in command.params:
+        value = given.get(p.name)
+        if p.type is ParamType.LIST:
+            value = list(value or ())
+        elif value is not None:
+            try:
+                value = coerce(p, value)
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint=p.name) from None
+        params[p.name] = value
+    return params
 
+
+def _mask_secret_values(
+    command: EditorCommand, params: dict[str, Any], ctx: CommandContext
+) -> None:
+    """A secret given as an option must not come back in the command's output or log lines."""
+    for p in command.params:
+        if p.secret and isinstance(params.get(p.name), str):
+            ctx.add_secret(params[p.name])
+
+
+def _echo_result(result: CommandResult, ctx: CommandContext, *, as_json: bool) -> None:
+    """The message for a person, or message and data as JSON for a script; masked either way."""
+    if as_json:
+        payload = {"message": result.message, "data": result.data}
+        click.echo(ctx.masker.mask(json.dumps(payload, indent=2, ensure_ascii=False)))
+    else:
+        click.echo(ctx.masker.mask(result.message))
+
+
+def _command_options(command: EditorCommand) -> list[click.Parameter]:
+    """The params' options, plus --yes for a command that asks first and --json unless a param
+    already takes that name."""
     options = [_click_param(p) for p in command.params]
     if command.confirm:
         options.append(click.Option(["--yes", "yes"], is_flag=True,
@@ -138,10 +144,29 @@ def to_click_command(
         # also after the command (`hostsim oauth show X --json`), not only before it
         options.append(click.Option(["--json", "as_json"], is_flag=True,
                                     help="print the result as JSON"))
+    return options
+
+
+def to_click_command(
+    command: EditorCommand, *, interactive: Callable[[], bool], as_json: Callable[[], bool]
+) -> click.Command:
+    def callback(**given: Any) -> None:
+        params = _typed_values(command, given)
+        ctx = CommandContext(interactive=interactive())
+        if command.confirm and not given.pop("yes", False):
+            _confirm(command.confirm, ctx)
+        _mask_secret_values(command, params, ctx)
+        try:
+            result = command.run(ctx, params)
+        except ActionFailed as exc:
+            click.echo(ctx.masker.mask(f"error [{exc.code}]: {exc}"), err=True)
+            sys.exit(1)
+        _echo_result(result, ctx, as_json=bool(given.get("as_json") or as_json()))
+
     return click.Command(
         name=command.id.replace("_", "-"),
         callback=callback,
-        params=options,
+        params=_command_options(command),
         help=command.help or command.label,
         short_help=_first_sentence(command.help) or command.label,
     )
