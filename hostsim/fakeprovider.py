@@ -480,70 +480,108 @@ class FakeProvider:
         params = dict(request.args.items())
         with self._lock:
             self.last_authorize_params = dict(params)
-            client_id = params.get("client_id", "")
-            app = self._state.apps.get(client_id)
-            if app is None:
-                if self.persona == "microsoft":
-                    return _page(
-                        f"AADSTS700016: Application with identifier '{client_id}' was not found "
-                        f"in the directory '{self._tenant(request)}'.",
-                        400,
-                    )
-                return _page(f"Error: unknown client_id {client_id!r}.", 400)
+            found = self._authorize_client(request, params)
+            if isinstance(found, Response):
+                return found
             redirect_uri = params.get("redirect_uri", "")
-            if not _is_loopback_http(redirect_uri):
-                return _page("Error: redirect_uri must be a loopback http:// URL.", 400)
-            if self.persona == "microsoft" and not self._redirect_registered(app, redirect_uri):
-                return _page(
-                    f"AADSTS50011: The redirect URI '{redirect_uri}' specified in the request "
-                    "does not match the redirect URIs configured for the application "
-                    f"'{client_id}'.",
-                    400,
-                )
             state = {"state": params["state"]} if "state" in params else {}
-
-            def error(code: str, text: str) -> Response:
-                target = _with_query(redirect_uri, {"error": code, "error_description": text})
-                if state:
-                    target = _with_query(target, state)
-                return Response(status=302, headers={"Location": target})
-
-            if self.persona == "microsoft":
-                refused = self._tenant_refusal(app, client_id, self._tenant(request))
-                if refused is not None:
-                    return error(refused.error, self._error_body(refused)["error_description"])
-            if params.get("response_type") != "code":
-                return error("unsupported_response_type", "response_type must be code")
-            if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
-                return error("invalid_request", "PKCE with code_challenge_method=S256 is required")
-            if self.deny_consent:
-                return error("access_denied", "The user declined consent.")
-            scope = params.get("scope", self.default_scope)
-            key = (client_id, self.consent_user)
-            refresh = True
-            if self.persona == "google":
-                # A refresh token only for offline access, and for an account that consented
-                # before only when consent is asked for again.
-                first = key not in self._state.consents
-                refresh = params.get("access_type") == "offline" and (
-                    first or "consent" in params.get("prompt", "").split()
-                )
-            elif self.persona == "microsoft":
-                refresh = "offline_access" in scope.split()
-                self.interaction_required = None  # the user just signed in interactively
-            self._state.consents.add(key)
-            code = secrets.token_urlsafe(24)
-            self._state.codes[code] = _Code(
-                client_id=client_id,
-                redirect_uri=redirect_uri,
-                challenge=params["code_challenge"],
-                username=self.consent_user,
-                scope=scope,
-                expires_at=self.now() + 600,
-                refresh=refresh,
-            )
+            refused = self._authorize_refusal(request, params, found)
+            if refused is not None:
+                return self._error_redirect(redirect_uri, state, *refused)
+            code = self._issue_code(params)
         target = _with_query(redirect_uri, {"code": code, **state})
         return Response(status=302, headers={"Location": target})
+
+    def _authorize_client(self, request: Request, params: dict[str, str]) -> _App | Response:
+        """The registered app, or the error page shown instead: while the client or its
+        redirect_uri is in doubt the provider must not redirect anywhere, so the person sees the
+        error (in the persona's words) in the browser."""
+        client_id = params.get("client_id", "")
+        app = self._state.apps.get(client_id)
+        if app is None:
+            if self.persona == "microsoft":
+                return _page(
+                    f"AADSTS700016: Application with identifier '{client_id}' was not found "
+                    f"in the directory '{self._tenant(request)}'.",
+                    400,
+                )
+            return _page(f"Error: unknown client_id {client_id!r}.", 400)
+        redirect_uri = params.get("redirect_uri", "")
+        if not _is_loopback_http(redirect_uri):
+            return _page("Error: redirect_uri must be a loopback http:// URL.", 400)
+        if self.persona == "microsoft" and not self._redirect_registered(app, redirect_uri):
+            return _page(
+                f"AADSTS50011: The redirect URI '{redirect_uri}' specified in the request "
+                "does not match the redirect URIs configured for the application "
+                f"'{client_id}'.",
+                400,
+            )
+        return app
+
+    def _authorize_refusal(
+        self, request: Request, params: dict[str, str], app: _App
+    ) -> tuple[str, str] | None:
+        """Why a request from a known client is refused, as (error, description): these errors
+        go back to the app on its redirect_uri, the way it would learn them from a real
+        provider."""
+        if self.persona == "microsoft":
+            refused = self._tenant_refusal(app, params.get("client_id", ""), self._tenant(request))
+            if refused is not None:
+                return refused.error, self._error_body(refused)["error_description"]
+        if params.get("response_type") != "code":
+            return "unsupported_response_type", "response_type must be code"
+        if not params.get("code_challenge") or params.get("code_challenge_method") != "S256":
+            return "invalid_request", "PKCE with code_challenge_method=S256 is required"
+        if self.deny_consent:
+            return "access_denied", "The user declined consent."
+        return None
+
+    @staticmethod
+    def _error_redirect(
+        redirect_uri: str, state: dict[str, str], error: str, description: str
+    ) -> Response:
+        """Sends the browser back to the app with ``error`` (and the app's ``state``)."""
+        target = _with_query(redirect_uri, {"error": error, "error_description": description})
+        if state:
+            target = _with_query(target, state)
+        return Response(status=302, headers={"Location": target})
+
+    def _issue_code(self, params: dict[str, str]) -> str:
+        """Records the consent and a new authorization code holding what the token endpoint
+        checks when the app redeems it; returns the code."""
+        client_id = params.get("client_id", "")
+        scope = params.get("scope", self.default_scope)
+        key = (client_id, self.consent_user)
+        first = key not in self._state.consents
+        refresh = self._code_gets_refresh(params, scope, first_consent=first)
+        if self.persona == "microsoft":
+            self.interaction_required = None  # the user just signed in interactively
+        self._state.consents.add(key)
+        code = secrets.token_urlsafe(24)
+        self._state.codes[code] = _Code(
+            client_id=client_id,
+            redirect_uri=params.get("redirect_uri", ""),
+            challenge=params["code_challenge"],
+            username=self.consent_user,
+            scope=scope,
+            expires_at=self.now() + 600,
+            refresh=refresh,
+        )
+        return code
+
+    def _code_gets_refresh(
+        self, params: dict[str, str], scope: str, *, first_consent: bool
+    ) -> bool:
+        """Whether redeeming the code also yields a refresh token, by the persona's rules:
+        Google only for offline access, and for an account that consented before only when
+        consent is asked for again; Microsoft only with the offline_access scope."""
+        if self.persona == "google":
+            return params.get("access_type") == "offline" and (
+                first_consent or "consent" in params.get("prompt", "").split()
+            )
+        if self.persona == "microsoft":
+            return "offline_access" in scope.split()
+        return True
 
     @staticmethod
     def _redirect_registered(app: _App, redirect_uri: str) -> bool:
