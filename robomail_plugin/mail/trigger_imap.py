@@ -22,6 +22,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import attrs
+
 from robomail_plugin import errors
 from robomail_plugin.mail import files
 from robomail_plugin.mail.conditions import parse_conditions
@@ -44,6 +46,16 @@ from robomail_plugin.schema import TriggerEvent
 _CHANGES = {b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH", b"VANISHED"}
 CHECK_EVERY = 0.5  # seconds: how often a waiting watcher looks at its stop event
 
+
+
+@attrs.define
+class _LinkState:
+    """What the reconnect loop remembers: whether it ever connected, and since when (and why)
+    the connection has been lost."""
+
+    connected_once: bool = False
+    lost: str | None = None
+    lost_at: float = 0.0
 
 class ConnectionLost(errors.ConnectFailed):
     """The server said BYE, closed the connection, or stopped answering."""
@@ -102,27 +114,12 @@ class ImapWatch:
             self._drop(clean=True)
 
     def _run(self) -> Iterator[TriggerEvent]:
-        connected_once = False
-        lost: str | None = None
-        lost_at = 0.0
+        """Connect, scan, wait for news and scan again, until stopped; reconnect on failure."""
+        link = _LinkState()
         while not self.stop.is_set():
             try:
                 idle = self._connect()
-                how = "IDLE" if idle else f"polling every {self.poll_interval} s"
-                if not connected_once:
-                    account = self.session.account if self.session else "?"
-                    self.ctx.log(
-                        f"watching {self.folder!r} of {account} on {self.settings.describe()} "
-                        f"with {how}"
-                    )
-                elif lost is not None:
-                    self.ctx.log(
-                        f"reconnected to {self.settings.describe()} after "
-                        f"{time.monotonic() - lost_at:.1f} s (connection lost: {lost}); {how}"
-                    )
-                lost = None
-                connected_once = True
-                self.backoff.reset()
+                self._announce(link, idle)
                 yield from self._scan()
                 if self.ctx.once:
                     return
@@ -132,32 +129,53 @@ class ImapWatch:
                         break
                     yield from self._scan()
             except Exception as exc:
-                if isinstance(exc, PERMANENT) and not connected_once:
-                    raise
-                if self.ctx.once:
-                    if isinstance(exc, errors.RobomailError):
-                        raise
-                    raise errors.ConnectFailed(
-                        f"watching {self.folder!r} on {self.settings.describe()}: "
-                        f"{describe_error(exc)}"
-                    ) from None
-                self._drop(clean=False)
-                reason = describe_error(exc)
-                permanent = isinstance(exc, PERMANENT)
-                if isinstance(exc, REFUSED):  # no use asking again soon: the longest wait
-                    self.backoff.attempts = max(self.backoff.attempts, 30)
-                delay = self.backoff.next()
-                first = lost is None
-                if first:
-                    lost, lost_at = reason, time.monotonic()
-                if not first or permanent or not connected_once:
-                    verb = "reconnecting to" if connected_once else "connecting to"
-                    self.ctx.log(
-                        f"{verb} {self.settings.describe()} failed: {reason}; next attempt in "
-                        f"{delay:.1f} s",
-                        "error" if permanent else "warning",
-                    )
-                self.stop.wait(delay)
+                self._recover(link, exc)
+
+    def _announce(self, link: _LinkState, idle: bool) -> None:
+        """One log line for the first connection and one per reconnection."""
+        how = "IDLE" if idle else f"polling every {self.poll_interval} s"
+        if not link.connected_once:
+            account = self.session.account if self.session else "?"
+            self.ctx.log(
+                f"watching {self.folder!r} of {account} on {self.settings.describe()} with {how}"
+            )
+        elif link.lost is not None:
+            self.ctx.log(
+                f"reconnected to {self.settings.describe()} after "
+                f"{time.monotonic() - link.lost_at:.1f} s (connection lost: {link.lost}); {how}"
+            )
+        link.lost = None
+        link.connected_once = True
+        self.backoff.reset()
+
+    def _recover(self, link: _LinkState, exc: Exception) -> None:
+        """After a failure: give up (a wrong set-up at the first connection, or --once), or
+        drop the connection, say so once, and wait before the next attempt."""
+        if isinstance(exc, PERMANENT) and not link.connected_once:
+            raise exc
+        if self.ctx.once:
+            if isinstance(exc, errors.RobomailError):
+                raise exc
+            raise errors.ConnectFailed(
+                f"watching {self.folder!r} on {self.settings.describe()}: {describe_error(exc)}"
+            ) from None
+        self._drop(clean=False)
+        reason = describe_error(exc)
+        permanent = isinstance(exc, PERMANENT)
+        if isinstance(exc, REFUSED):  # no use asking again soon: the longest wait
+            self.backoff.attempts = max(self.backoff.attempts, 30)
+        delay = self.backoff.next()
+        first = link.lost is None
+        if first:
+            link.lost, link.lost_at = reason, time.monotonic()
+        if not first or permanent or not link.connected_once:
+            verb = "reconnecting to" if link.connected_once else "connecting to"
+            self.ctx.log(
+                f"{verb} {self.settings.describe()} failed: {reason}; next attempt in "
+                f"{delay:.1f} s",
+                "error" if permanent else "warning",
+            )
+        self.stop.wait(delay)
 
     # --- connecting ----------------------------------------------------------------------------
 
