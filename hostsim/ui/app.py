@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
 from hostsim.host import Host
+from hostsim.registry import Registry
 from hostsim.ui.editors import EditorView, Refused
 from hostsim.ui.files import Downloads
 from hostsim.ui.jobs import Jobs
@@ -65,8 +66,26 @@ def create_app(
     guard.install(app)
     registry = host.registry
     views = {t: EditorView(spec, registry.providers) for t, spec in registry.editors.items()}
-    one_at_a_time = threading.Lock()  # quick commands: no two edits of the store interleave
     out = log or sys.stderr
+    _add_request_log(app, out)
+    _add_pages(app, guard, views, registry)
+    _add_editor_api(app, views, jobs, downloads)
+    _add_job_api(app, jobs)
+    _add_downloads(app, downloads)
+    _add_error_handlers(app, out)
+    return app
+
+
+def _view_for(views: dict[str, EditorView], record_type: str) -> EditorView:
+    """The editor a URL names; a 404 when no plugin registers that record type."""
+    view = views.get(record_type)
+    if view is None:
+        abort(404, f"No plugin registers a {record_type!r} editor.")
+    return view
+
+
+def _add_request_log(app: Flask, out: TextIO) -> None:
+    """One line per request, so whoever started ``hostsim ui`` sees what the page does."""
 
     @app.after_request
     def log_request(response: Response) -> Response:
@@ -74,16 +93,16 @@ def create_app(
         print(f"{request.method} {request.path} {response.status_code}", file=out, flush=True)
         return response
 
+
+def _add_pages(
+    app: Flask, guard: Guard, views: dict[str, EditorView], registry: Registry
+) -> None:
+    """The HTML pages: one per registered editor, and the catalogue of actions."""
+
     @app.context_processor
     def page_facts() -> dict[str, Any]:
         return {"csrf_token": guard.csrf_token,
                 "editors": [(t, v.spec.title) for t, v in views.items()]}
-
-    def view_for(record_type: str) -> EditorView:
-        view = views.get(record_type)
-        if view is None:
-            abort(404, f"No plugin registers a {record_type!r} editor.")
-        return view
 
     @app.get("/")
     def index() -> BaseResponse:
@@ -93,27 +112,35 @@ def create_app(
 
     @app.get("/editors/<record_type>")
     def editor_page(record_type: str) -> str:
-        return render_template("editor.html", view=view_for(record_type))
+        return render_template("editor.html", view=_view_for(views, record_type))
 
     @app.get("/actions")
     def actions_page() -> str:
         categories = _catalogue(list(registry.actions.values()))
         return render_template("actions.html", categories=categories, param_row=_param_row)
 
+
+def _add_editor_api(
+    app: Flask, views: dict[str, EditorView], jobs: Jobs, downloads: Downloads
+) -> None:
+    """What an editor page's script calls: its records, and running its commands (a long one
+    as a job, a quick one right away)."""
+    one_at_a_time = threading.Lock()  # quick commands: no two edits of the store interleave
+
     @app.get("/api/editors/<record_type>/records")
     def list_records(record_type: str) -> Any:
-        return jsonify({"ok": True, "records": view_for(record_type).records()})
+        return jsonify({"ok": True, "records": _view_for(views, record_type).records()})
 
     @app.get("/api/editors/<record_type>/record")
     def show_record(record_type: str) -> Any:
-        record = view_for(record_type).record(request.args.get("key", ""))
+        record = _view_for(views, record_type).record(request.args.get("key", ""))
         if record is None:
             return _failure(404, "record_not_found", "There is no such record (any more).")
         return jsonify({"ok": True, "record": record})
 
     @app.post("/api/editors/<record_type>/commands/<command_id>")
     def run_command(record_type: str, command_id: str) -> Any:
-        view = view_for(record_type)
+        view = _view_for(views, record_type)
         try:
             run = view.prepare(
                 command_id,
@@ -132,6 +159,10 @@ def create_app(
             answer = run.execute()
         return jsonify(answer), 200 if answer["ok"] else 400
 
+
+def _add_job_api(app: Flask, jobs: Jobs) -> None:
+    """The page polls a long-running command's job, and its cancel button stops it."""
+
     @app.get("/api/jobs/<job_id>")
     def job_status(job_id: str) -> Any:
         job = jobs.get(job_id)
@@ -147,6 +178,10 @@ def create_app(
         job.run.ctx.cancel.set()
         return jsonify({"ok": True, **job.status()})
 
+
+def _add_downloads(app: Flask, downloads: Downloads) -> None:
+    """A file a command produced, handed out once under its key."""
+
     @app.get("/downloads/<key>")
     def download(key: str) -> Response:
         item = downloads.take(key)
@@ -157,6 +192,11 @@ def create_app(
                             else "application/octet-stream")
         response.headers["Content-Disposition"] = f'attachment; filename="{filename}"'
         return response
+
+
+def _add_error_handlers(app: Flask, out: TextIO) -> None:
+    """Errors as the caller can read them: JSON for the API, plain text for pages, and for a
+    crash only the exception's type (its text could hold a secret)."""
 
     @app.errorhandler(ActionFailed)
     def action_failed(exc: ActionFailed) -> Any:
@@ -174,5 +214,3 @@ def create_app(
         # the type only: an exception's text could hold a secret
         print(f"hostsim ui: {request.path} failed: {type(exc).__name__}", file=out, flush=True)
         return _failure(500, "internal_error", f"Something went wrong ({type(exc).__name__}).")
-
-    return app
