@@ -60,59 +60,19 @@ class ConnectionSettings:
     @classmethod
     def from_params(cls, protocol: str, params: Mapping[str, Any]) -> ConnectionSettings:
         """Builds settings from an action's params, checking what only makes sense together."""
-
-        def get(name: str, default: Any = None) -> Any:
-            value = params.get(name, default)
-            return default if value is None or value == "" else value
-
-        server = str(get("server", "")).strip()
+        server = str(_param(params, "server", "")).strip()
         if not server:
             raise errors.InvalidParameter(f"{protocol.upper()}: the 'server' parameter is empty.")
-        security = str(get("security", default_security(protocol))).lower()
-        if security not in SECURITY_CHOICES:
-            raise errors.InvalidParameter(
-                f"security {security!r} is not one of {', '.join(SECURITY_CHOICES)}."
-            )
-        try:
-            port = int(get("port", 0) or 0)
-        except (TypeError, ValueError) as exc:
-            raise errors.InvalidParameter(f"port {params.get('port')!r} is not a number.") from exc
-        if port == 0:
-            port = DEFAULT_PORTS[(protocol, security)]
-        if not 0 < port < 65536:
-            raise errors.InvalidParameter(f"port {port} is out of range (1-65535).")
-        auth = str(get("auth", "password")).lower()
-        if auth not in auth_choices(protocol):
-            raise errors.InvalidParameter(
-                f"auth {auth!r} is not one of {', '.join(auth_choices(protocol))} for "
-                f"{protocol.upper()}."
-            )
-        username = str(get("username", ""))
-        password = str(get("password", ""))
-        oauth_record = str(get("oauth_record", "")).strip()
-        if auth == "password" and not username:
-            raise errors.InvalidParameter(
-                "auth is 'password' but 'username' is empty: give username and password, or "
-                "use auth: oauth with an oauth_record."
-            )
-        if auth == "oauth" and not oauth_record:
-            raise errors.InvalidParameter(
-                "auth is 'oauth' but 'oauth_record' is empty: give the Record Name of an OAuth "
-                "parameter set."
-            )
-        mech = str(get("sasl", "xoauth2")).lower()
-        if mech not in SASL_CHOICES:
-            raise errors.InvalidParameter(f"sasl {mech!r} is not one of {', '.join(SASL_CHOICES)}.")
-        try:
-            timeout = float(get("timeout", 60))
-        except (TypeError, ValueError) as exc:
-            raise errors.InvalidParameter("timeout must be a number of seconds.") from exc
-        if timeout <= 0:
-            raise errors.InvalidParameter("timeout must be more than 0 seconds.")
-        verify = get("verify_tls", True)
-        if isinstance(verify, str):
-            verify = verify.strip().lower() not in ("false", "0", "no", "off")
-        ca_file = get("ca_file")
+        security = _choice(params, "security", default_security(protocol), SECURITY_CHOICES)
+        port = _port(params, protocol, security)
+        auth = _choice(
+            params, "auth", "password", auth_choices(protocol), f" for {protocol.upper()}"
+        )
+        username = str(_param(params, "username", ""))
+        password = str(_param(params, "password", ""))
+        oauth_record = str(_param(params, "oauth_record", "")).strip()
+        _check_credentials(auth, username, oauth_record)
+        ca_file = _param(params, "ca_file")
         return cls(
             protocol=protocol,
             server=server,
@@ -122,9 +82,9 @@ class ConnectionSettings:
             username=username,
             password=password,
             oauth_record=oauth_record,
-            sasl=mech,
-            timeout=timeout,
-            verify_tls=bool(verify),
+            sasl=_choice(params, "sasl", "xoauth2", SASL_CHOICES),
+            timeout=_timeout(params),
+            verify_tls=_flag(_param(params, "verify_tls", True)),
             ca_file=str(ca_file) if ca_file else None,
         )
 
@@ -135,6 +95,77 @@ class ConnectionSettings:
     def describe(self) -> str:
         """``IMAP 127.0.0.1:993 (ssl)`` for messages."""
         return f"{self.protocol.upper()} {self.address} ({self.security})"
+
+
+# --- Reading the connection parameters ---------------------------------------------------------
+
+
+def _param(params: Mapping[str, Any], name: str, default: Any = None) -> Any:
+    """A parameter's value; None and "" both count as not given, so a parameter left empty
+    means its default rather than an empty value."""
+    value = params.get(name, default)
+    return default if value is None or value == "" else value
+
+
+def _choice(
+    params: Mapping[str, Any], name: str, default: str, choices: tuple[str, ...],
+    scope: str = "",
+) -> str:
+    """A parameter that names one of a few choices, in any case; the error lists them, so a typo
+    is fixed without opening the documentation (``scope`` says for what, when it depends)."""
+    value = str(_param(params, name, default)).lower()
+    if value not in choices:
+        raise errors.InvalidParameter(
+            f"{name} {value!r} is not one of {', '.join(choices)}{scope}."
+        )
+    return value
+
+
+def _port(params: Mapping[str, Any], protocol: str, security: str) -> int:
+    """The port given, or else the usual one for the protocol and security: 0 or nothing means
+    the usual one, so a task switching security need not also change its port."""
+    try:
+        port = int(_param(params, "port", 0) or 0)
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidParameter(f"port {params.get('port')!r} is not a number.") from exc
+    if port == 0:
+        port = DEFAULT_PORTS[(protocol, security)]
+    if not 0 < port < 65536:
+        raise errors.InvalidParameter(f"port {port} is out of range (1-65535).")
+    return port
+
+
+def _check_credentials(auth: str, username: str, oauth_record: str) -> None:
+    """Each way of logging in needs its own credential; a missing one is reported here, before
+    connecting, not as a vague refusal from the server."""
+    if auth == "password" and not username:
+        raise errors.InvalidParameter(
+            "auth is 'password' but 'username' is empty: give username and password, or "
+            "use auth: oauth with an oauth_record."
+        )
+    if auth == "oauth" and not oauth_record:
+        raise errors.InvalidParameter(
+            "auth is 'oauth' but 'oauth_record' is empty: give the Record Name of an OAuth "
+            "parameter set."
+        )
+
+
+def _timeout(params: Mapping[str, Any]) -> float:
+    """Seconds to wait for the server; 0 or less would make every call fail at once."""
+    try:
+        timeout = float(_param(params, "timeout", 60))
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidParameter("timeout must be a number of seconds.") from exc
+    if timeout <= 0:
+        raise errors.InvalidParameter("timeout must be more than 0 seconds.")
+    return timeout
+
+
+def _flag(value: Any) -> bool:
+    """A yes/no parameter, which may arrive as text ("false", "no", "0", "off" mean no)."""
+    if isinstance(value, str):
+        return value.strip().lower() not in ("false", "0", "no", "off")
+    return bool(value)
 
 
 # --- TLS and errors ------------------------------------------------------------------------------
@@ -666,26 +697,46 @@ def _pop3_login(
     add_secret: SecretFn | None,
     account: str | None,
 ) -> None:
+    if settings.auth == "password":
+        _pop3_password_login(pop, settings)
+    else:
+        _pop3_oauth_login(pop, settings, services, add_secret, account)
+
+
+def _pop3_login_reply(settings: ConnectionSettings, exc: poplib.error_proto) -> str:
+    """The server's reply to a refused login. Raises instead when the refusal is not about the
+    credentials (the server closed the connection, the mailbox is locked, a server fault):
+    neither another password nor a fresh token would help then."""
+    if pop3_eof(exc):
+        raise pop3_closed(settings, "POP3 login") from None
+    reply = _text(exc.args[0] if exc.args else exc)
+    refusal = _pop3_refusal(settings, reply)
+    if refusal is not None:
+        raise refusal from None
+    return reply
+
+
+def _pop3_password_login(pop: poplib.POP3, settings: ConnectionSettings) -> None:
+    """USER and PASS, once the server is known to take a password on this connection."""
     import poplib
 
-    if settings.auth == "password":
-        _pop3_user_allowed(pop, settings)
-        try:
-            pop.user(settings.username)
-            pop.pass_(settings.password)
-        except poplib.error_proto as exc:
-            if pop3_eof(exc):
-                raise pop3_closed(settings, "POP3 login") from None
-            reply = _text(exc.args[0] if exc.args else exc)
-            refusal = _pop3_refusal(settings, reply)
-            if refusal is not None:
-                raise refusal from None
-            if _is_temporary(reply):
-                raise _temporary(settings, reply) from None
-            raise _password_failed(settings, reply) from None
-        except OSError as exc:
-            raise _connect_error(settings, exc) from None
-        return
+    _pop3_user_allowed(pop, settings)
+    try:
+        pop.user(settings.username)
+        pop.pass_(settings.password)
+    except poplib.error_proto as exc:
+        reply = _pop3_login_reply(settings, exc)
+        if _is_temporary(reply):
+            raise _temporary(settings, reply) from None
+        raise _password_failed(settings, reply) from None
+    except OSError as exc:
+        raise _connect_error(settings, exc) from None
+
+
+def _pop3_sasl_offered(pop: poplib.POP3, settings: ConnectionSettings) -> None:
+    """Refuses before fetching a token when CAPA lists SASL mechanisms without the task's: the
+    error can then name the one to use. A server without CAPA gets AUTH anyway."""
+    import poplib
 
     mech_name = settings.sasl.upper()
     try:
@@ -697,6 +748,20 @@ def _pop3_login(
             f"{settings.describe()} does not offer AUTH {mech_name} (offers: "
             f"{' '.join(offered)}). " + _mech_advice(mech_name, offered)
         )
+
+
+def _pop3_oauth_login(
+    pop: poplib.POP3,
+    settings: ConnectionSettings,
+    services: Any,
+    add_secret: SecretFn | None,
+    account: str | None,
+) -> None:
+    """AUTH with an OAuth token, retried once with a fresh token by ``_oauth_login``."""
+    import poplib
+
+    _pop3_sasl_offered(pop, settings)
+    mech_name = settings.sasl.upper()
 
     def attempt(initial: bytes, mech: sasl.OAuthMechanism) -> None:
         try:
@@ -713,14 +778,7 @@ def _pop3_login(
                 resp = pop._getresp()  # type: ignore[attr-defined]
                 raise _Rejected(_text(resp), mech.error)
         except poplib.error_proto as exc:
-            if pop3_eof(exc):
-                raise pop3_closed(settings, "POP3 login") from None
-            reply = _text(exc.args[0] if exc.args else exc)
-            # a locked mailbox or a server fault: a fresh token would not help
-            refusal = _pop3_refusal(settings, reply)
-            if refusal is not None:
-                raise refusal from None
-            raise _Rejected(reply, mech.error) from None
+            raise _Rejected(_pop3_login_reply(settings, exc), mech.error) from None
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 
@@ -789,30 +847,46 @@ def _smtp_login(
     add_secret: SecretFn | None,
     account: str | None,
 ) -> None:
+    if settings.auth == "password":
+        _smtp_password_login(smtp, settings)
+    elif settings.auth != "none":
+        _smtp_oauth_login(smtp, settings, services, add_secret, account)
+
+
+def _smtp_password_login(smtp: smtplib.SMTP, settings: ConnectionSettings) -> None:
+    """AUTH with user name and password (smtplib picks the mechanism)."""
     import smtplib
 
-    if settings.auth == "none":
-        return
-    if settings.auth == "password":
-        try:
-            smtp.login(settings.username, settings.password)
-        except smtplib.SMTPNotSupportedError:
-            raise errors.LoginFailed(
-                f"{settings.describe()} offers no login (no AUTH after EHLO). Use security: "
-                "starttls or ssl, or auth: none if the server relays without login."
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            reply = _smtp_reply(exc)
-            if exc.smtp_code == 454 or _is_temporary(reply):
-                raise _temporary(settings, reply) from None
-            raise _password_failed(settings, reply) from None
-        except smtplib.SMTPException as exc:
-            raise errors.LoginFailed(
-                f"{settings.describe()}: login not possible: {exc}. Check security and auth."
-            ) from None
-        except OSError as exc:
-            raise _connect_error(settings, exc) from None
-        return
+    try:
+        smtp.login(settings.username, settings.password)
+    except smtplib.SMTPNotSupportedError:
+        raise errors.LoginFailed(
+            f"{settings.describe()} offers no login (no AUTH after EHLO). Use security: "
+            "starttls or ssl, or auth: none if the server relays without login."
+        ) from None
+    except smtplib.SMTPResponseException as exc:
+        reply = _smtp_reply(exc)
+        if exc.smtp_code == 454 or _is_temporary(reply):
+            raise _temporary(settings, reply) from None
+        raise _password_failed(settings, reply) from None
+    except smtplib.SMTPException as exc:
+        raise errors.LoginFailed(
+            f"{settings.describe()}: login not possible: {exc}. Check security and auth."
+        ) from None
+    except OSError as exc:
+        raise _connect_error(settings, exc) from None
+
+
+def _smtp_oauth_login(
+    smtp: smtplib.SMTP,
+    settings: ConnectionSettings,
+    services: Any,
+    add_secret: SecretFn | None,
+    account: str | None,
+) -> None:
+    """AUTH with an OAuth token, retried once with a fresh token by ``_oauth_login``; refused
+    before fetching a token when EHLO does not list the task's mechanism."""
+    import smtplib
 
     mech_name = settings.sasl.upper()
     offered = (smtp.esmtp_features.get("auth") or "").upper().split()
