@@ -197,7 +197,6 @@ def _read_body_file(path: str) -> str:
 def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMessage, list[str]]:
     """The message (no Bcc header) and the envelope recipients (to + cc + bcc)."""
     import email.policy
-    import mimetypes
     from email.message import EmailMessage
 
     to = parse_addresses("to", params.get("to"))
@@ -208,25 +207,46 @@ def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMess
     reply_to = parse_addresses("reply_to", params.get("reply_to"))
     subject = no_line_breaks("subject", str(params.get("subject") or ""))
     custom = parse_headers(params.get("headers"))
+    charset = _charset(params)
+    body = _body(params)
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = (sender,)
+    for name, addresses in (("To", to), ("Cc", cc), ("Reply-To", reply_to)):
+        if addresses:
+            msg[name] = addresses
+    msg["Subject"] = subject
+    _add_headers(msg, params, sender, custom)
+    _set_body(msg, body, params.get("body_format") or "text", charset)
+    _attach(msg, resolve_attachments(params.get("attachments")))
+    recipients = [a.addr_spec for a in (*to, *cc, *bcc)]
+    return msg, list(dict.fromkeys(recipients))
+
+
+def _charset(params: Mapping[str, Any]) -> str:
+    """The body's charset, checked by name before building: an unknown one is a parameter
+    error, not a LookupError from deep inside the email package."""
     charset = str(params.get("charset") or "utf-8").strip()
     try:
         "".encode(charset)
     except LookupError:
         raise errors.InvalidParameter(f"charset {charset!r} is unknown; use e.g. utf-8") from None
-    body = str(params.get("body") or "")
-    if params.get("body_file"):
-        body = _read_body_file(str(params["body_file"]))
-    fmt = params.get("body_format") or "text"
+    return charset
 
-    msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = (sender,)
-    if to:
-        msg["To"] = to
-    if cc:
-        msg["Cc"] = cc
-    if reply_to:
-        msg["Reply-To"] = reply_to
-    msg["Subject"] = subject
+
+def _body(params: Mapping[str, Any]) -> str:
+    """The body text: ``body_file``'s content when one is given, else ``body``."""
+    if params.get("body_file"):
+        return _read_body_file(str(params["body_file"]))
+    return str(params.get("body") or "")
+
+
+def _add_headers(
+    msg: EmailMessage, params: Mapping[str, Any], sender: Address, custom: list[tuple[str, str]]
+) -> None:
+    """Date, Message-ID, priority and read receipt, then the task's own headers. A task's own
+    Message-ID or Date replaces the generated one: a second copy would make the message
+    invalid (RFC 5322 allows one of each)."""
     msg["Date"] = email.utils.formatdate(localtime=True)
     domain = sender.domain or "localhost"
     if not any(n.lower() == "message-id" for n, _ in custom):
@@ -240,6 +260,11 @@ def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMess
         if name.lower() in ("message-id", "date"):
             del msg[name]
         msg[name] = value
+
+
+def _set_body(msg: EmailMessage, body: str, fmt: Any, charset: str) -> None:
+    """The body as text, HTML, or both (the text made from the HTML, for mail programs that
+    show no HTML); a character the charset cannot hold is a parameter error."""
     try:
         if fmt == "html":
             msg.set_content(body, subtype="html", charset=charset)
@@ -252,15 +277,21 @@ def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMess
         raise errors.InvalidParameter(
             f"the body has characters that charset {charset!r} cannot hold; use charset: utf-8"
         ) from None
-    for path in resolve_attachments(params.get("attachments")):
+
+
+def _attach(msg: EmailMessage, paths: list[Path]) -> None:
+    """Each file as an attachment typed by its name. A compressed file (``.tar.gz``: type tar,
+    encoding gzip) or an unknown one goes as application/octet-stream: the bytes are not what
+    the type would claim."""
+    import mimetypes
+
+    for path in paths:
         ctype, encoding = mimetypes.guess_type(path.name)
         if ctype is None or encoding is not None:
             ctype = "application/octet-stream"
         maintype, subtype = ctype.split("/", 1)
         msg.add_attachment(path.read_bytes(), maintype=maintype, subtype=subtype,
                            filename=path.name)
-    recipients = [a.addr_spec for a in (*to, *cc, *bcc)]
-    return msg, list(dict.fromkeys(recipients))
 
 
 def _sender(params: Mapping[str, Any], settings: connect.ConnectionSettings,
