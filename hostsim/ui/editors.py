@@ -220,53 +220,85 @@ class EditorView:
             command = self.spec.command(command_id)
         except KeyError:
             raise Refused(f"{self.spec.title} has no command {command_id!r}.") from None
-        is_save = command.id == self.spec.save_command
-        key_field = self.spec.key_field
-        raw: dict[str, Any] = {}
-        field_errors: dict[str, str] = {}
         files = CommandFiles()
         ctx = WebContext()
         try:
-            for p in command.params:
-                if p.name == key_field and command.scope is CommandScope.RECORD:
-                    if not record:
-                        raise Refused(f"Select a record first: {command.label} acts on one.")
-                    raw[p.name] = record
-                elif p.name in self.editable:
-                    if p.name not in form:
-                        continue
-                    field = self.spec.field(p.name)
-                    value = str(form[p.name])
-                    if not value and not is_save and not field.secret:
-                        continue  # left out: the command's own default or preset applies
-                    problem = self._field_problem(field, value, strict=is_save or p.required)
-                    if problem:
-                        field_errors[p.name] = problem
-                    if field.secret and value:
-                        ctx.add_secret(value)
-                    raw[p.name] = value
-                elif p.type is ParamType.PATH:
-                    upload = uploads.get(p.name)
-                    raw[p.name] = files.upload(p.name, upload) if upload else files.output(p.name)
-                elif params.get(p.name) not in (None, ""):
-                    raw[p.name] = params[p.name]
-                    if p.secret and isinstance(params[p.name], str):
-                        ctx.add_secret(params[p.name])
-            if field_errors:
-                raise Refused("Some fields need attention.", field_errors)
+            raw = self._raw_params(command, record=record, form=form, params=params,
+                                   uploads=uploads, files=files, ctx=ctx)
             try:
                 bound = bind_params(command.params, raw)
             except ActionFailed as exc:
                 raise Refused(str(exc)) from None
         except BaseException:
-            files.close()
+            files.close()  # nothing will run: drop the uploads already saved
             raise
+        key_field = self.spec.key_field
         key = record if command.scope is CommandScope.RECORD else str(form.get(key_field, ""))
-        timeout = bound.get(TIMEOUT_PARAM) if any(
-            p.name == TIMEOUT_PARAM and p.type is ParamType.INT for p in command.params
-        ) else None
         return Run(view=self, command=command, params=bound, ctx=ctx, files=files, key=key,
-                   downloads=downloads, timeout_s=float(timeout) if timeout else None)
+                   downloads=downloads, timeout_s=_timeout_seconds(command, bound))
+
+    def _raw_params(
+        self,
+        command: EditorCommand,
+        *,
+        record: str,
+        form: Mapping[str, str],
+        params: Mapping[str, Any],
+        uploads: Mapping[str, FileStorage],
+        files: CommandFiles,
+        ctx: WebContext,
+    ) -> dict[str, Any]:
+        """Each param's value from where the page holds it: the selected record, a form field,
+        an uploaded (or to be downloaded) file, or the command's dialog. Secrets among them
+        are masked in ``ctx``; every field's problem is refused at once, not one by one."""
+        is_save = command.id == self.spec.save_command
+        raw: dict[str, Any] = {}
+        field_errors: dict[str, str] = {}
+        for p in command.params:
+            if p.name == self.spec.key_field and command.scope is CommandScope.RECORD:
+                if not record:
+                    raise Refused(f"Select a record first: {command.label} acts on one.")
+                raw[p.name] = record
+            elif p.name in self.editable:
+                value = self._form_value(p, form, is_save=is_save, ctx=ctx,
+                                         field_errors=field_errors)
+                if value is not None:
+                    raw[p.name] = value
+            elif p.type is ParamType.PATH:
+                upload = uploads.get(p.name)
+                raw[p.name] = files.upload(p.name, upload) if upload else files.output(p.name)
+            elif params.get(p.name) not in (None, ""):
+                raw[p.name] = params[p.name]
+                if p.secret and isinstance(params[p.name], str):
+                    ctx.add_secret(params[p.name])
+        if field_errors:
+            raise Refused("Some fields need attention.", field_errors)
+        return raw
+
+    def _form_value(
+        self,
+        p: Param,
+        form: Mapping[str, str],
+        *,
+        is_save: bool,
+        ctx: WebContext,
+        field_errors: dict[str, str],
+    ) -> str | None:
+        """A field's value for the param, or None when it is left out so that the command's
+        own default or preset applies. Save checks every field, other commands only what was
+        filled in (or is required); a problem goes into ``field_errors``."""
+        if p.name not in form:
+            return None
+        field = self.spec.field(p.name)
+        value = str(form[p.name])
+        if not value and not is_save and not field.secret:
+            return None
+        problem = self._field_problem(field, value, strict=is_save or p.required)
+        if problem:
+            field_errors[p.name] = problem
+        if field.secret and value:
+            ctx.add_secret(value)
+        return value
 
     def _field_problem(self, field: EditorField, value: str, *, strict: bool) -> str | None:
         if field.secret and not value:
@@ -288,6 +320,15 @@ class EditorView:
             text = _text(value)
             rows.append([str(name), "***" if name in secret_names and text else text])
         return rows
+
+
+def _timeout_seconds(command: EditorCommand, bound: Mapping[str, Any]) -> float | None:
+    """How long the command may wait, from its INT ``timeout`` param, so a job's status can say
+    how many seconds are left; None when it has no such param or no limit."""
+    timeout = bound.get(TIMEOUT_PARAM) if any(
+        p.name == TIMEOUT_PARAM and p.type is ParamType.INT for p in command.params
+    ) else None
+    return float(timeout) if timeout else None
 
 
 def _text(value: Any) -> str:
