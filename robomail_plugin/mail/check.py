@@ -18,7 +18,8 @@ from robomail_plugin.mail import files
 from robomail_plugin.mail.conditions import Conditions, parse_conditions
 from robomail_plugin.mail.imap import connect_session, mark_seen_uids, search_uids
 from robomail_plugin.mail.imap_fetch import iter_messages
-from robomail_plugin.mail.imap_search import plan_search
+from robomail_plugin.mail.imap_search import SearchPlan, plan_search
+from robomail_plugin.mail.imap_session import ImapSession
 
 Checker = Callable[[Any, Mapping[str, Any], Any, Conditions], list[dict[str, Any]]]
 
@@ -36,55 +37,74 @@ def _check_imap(
         # EXAMINE unless we change flags: a check must not disturb \Recent or anything else.
         selected = session.select(folder, read_only=not mark_seen)
         key = f"imap|{session.account.lower()}|{session.settings.address}|{folder}"
-        last_uid = 0
-        if only_new:
-            state = ctx.load_state(key)
-            if state.get("uidvalidity") == selected["uidvalidity"]:
-                last_uid = int(state.get("last_uid") or 0)
-            elif state:
-                ctx.log(
-                    f"{folder!r} was rebuilt on the server (UIDVALIDITY changed): every "
-                    "message counts as new once",
-                    "warning",
-                )
+        last_uid = _last_checked_uid(ctx, key, selected, folder) if only_new else 0
         criteria = list(plan.criteria)
         if last_uid:
             criteria += ["UID", f"{last_uid + 1}:*"]
         uids = [u for u in search_uids(session, criteria) if u > last_uid]
-        found: list[dict[str, Any]] = []
-        to_fetch = uids
-        if not (plan.client or download_to or params.get("save_to")):
+        if plan.client or download_to or params.get("save_to"):
+            found = _fetch_matching(session, uids, plan, download_to)
+        else:
             # only a count or the UIDs are wanted: the search said it all, fetch nothing
             found = [{"uid": u, "flags": None} for u in uids]
-            to_fetch = []
-        for item in iter_messages(
-            session, to_fetch, need_raw=plan.needs_body or bool(download_to), include_body=True
-        ):
-            info = item.info
-            if plan.client and not plan.client.matches(info):
-                continue
-            info.pop("body_text", None)
-            info.pop("body_html", None)
-            if download_to and item.raw is not None:
-                path = files.save_message(
-                    item.raw, info, folder=download_to, file_name="{uid}.eml", if_exists="unique"
-                )
-                info["file"] = str(path)
-            found.append(info)
         if mark_seen and found:
-            fresh = [i["uid"] for i in found if "\\Seen" not in (i["flags"] or ())]
-            if fresh:
-                mark_seen_uids(session, fresh)
-            for info in found:
-                if info["flags"] is not None and "\\Seen" not in info["flags"]:
-                    info["flags"] = [*info["flags"], "\\Seen"]
-                info["seen"] = True
+            _mark_found_seen(session, found)
         if only_new:
             newest = max([last_uid, (selected["uidnext"] or 1) - 1, *uids])
             ctx.save_state(key, {"uidvalidity": selected["uidvalidity"], "last_uid": newest})
         return found
     finally:
         session.close()
+
+
+def _last_checked_uid(ctx: Any, key: str, selected: Mapping[str, Any], folder: str) -> int:
+    """The highest UID an earlier ``only_new`` check saw here; 0 when there was none, or when
+    the folder was rebuilt since (a new UIDVALIDITY makes the old UIDs mean nothing)."""
+    state = ctx.load_state(key)
+    if state.get("uidvalidity") == selected["uidvalidity"]:
+        return int(state.get("last_uid") or 0)
+    if state:
+        ctx.log(
+            f"{folder!r} was rebuilt on the server (UIDVALIDITY changed): every "
+            "message counts as new once",
+            "warning",
+        )
+    return 0
+
+
+def _fetch_matching(
+    session: ImapSession, uids: list[int], plan: SearchPlan, download_to: Any
+) -> list[dict[str, Any]]:
+    """The found messages' info, fetched for the conditions the server cannot check, for
+    ``download_to`` or for ``save_to``; bodies are read for the conditions only, not returned."""
+    found: list[dict[str, Any]] = []
+    for item in iter_messages(
+        session, uids, need_raw=plan.needs_body or bool(download_to), include_body=True
+    ):
+        info = item.info
+        if plan.client and not plan.client.matches(info):
+            continue
+        info.pop("body_text", None)
+        info.pop("body_html", None)
+        if download_to and item.raw is not None:
+            path = files.save_message(
+                item.raw, info, folder=download_to, file_name="{uid}.eml", if_exists="unique"
+            )
+            info["file"] = str(path)
+        found.append(info)
+    return found
+
+
+def _mark_found_seen(session: ImapSession, found: list[dict[str, Any]]) -> None:
+    """Sets \\Seen on the server for the found messages that lack it (one STORE per UID set),
+    and shows it in their info, as the server now has it."""
+    fresh = [i["uid"] for i in found if "\\Seen" not in (i["flags"] or ())]
+    if fresh:
+        mark_seen_uids(session, fresh)
+    for info in found:
+        if info["flags"] is not None and "\\Seen" not in info["flags"]:
+            info["flags"] = [*info["flags"], "\\Seen"]
+        info["seen"] = True
 
 
 def _check_pop3(
