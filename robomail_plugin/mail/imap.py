@@ -587,11 +587,7 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
     folder = session.require_selected("IMAP Move Message")
     session.require_writable("IMAP Move Message")
     uids = _uids(params.get("uid"))
-    destination = folder_name(params.get("destination") or "")
-    if not destination:
-        raise errors.InvalidParameter("destination is empty: give the folder to move to.")
-    if destination == folder:
-        raise errors.InvalidParameter(f"destination {destination!r} is the selected folder.")
+    destination = _move_destination(params, folder)
     explicit = _explicit(uids)
     if not uids:
         if params.get("save_new_uid_to"):
@@ -619,27 +615,9 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
             missing += _unmoved(_expand_set(uid_set), moved, expunged, use_move)
     if targets:
         session.current = None  # the loop's message left the folder (or may have)
-    if use_move:
-        how = "MOVE"
-    elif uidplus:
-        how = "COPY + \\Deleted + UID EXPUNGE"
-    else:
-        how = "COPY + \\Deleted (run IMAP Delete Marked Messages to expunge)"
-        if targets:
-            ctx.log(
-                f"{session.settings.describe()} has neither MOVE nor UIDPLUS: the moved "
-                f"message(s) stay in {folder!r} marked \\Deleted until IMAP Delete Marked "
-                "Messages or IMAP Close with expunge: true. Until then a loop over "
-                f"{folder!r} sees them again, and moving them again copies them again.",
-                "warning",
-            )
+    how = _move_method(ctx, session, folder, use_move, uidplus, bool(targets))
     if params.get("save_new_uid_to"):
-        value: Any
-        if explicit is not None and len(explicit) == 1:
-            value = mapping.get(explicit[0], "")
-        else:
-            value = {str(k): v for k, v in sorted(mapping.items())}
-        ctx.set_variable(params["save_new_uid_to"], value)
+        ctx.set_variable(params["save_new_uid_to"], _new_uids_value(explicit, mapping))
     if missing:
         error = _missing_error(missing, folder)
         if len(missing) < len(uids):
@@ -648,6 +626,47 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
             )
         raise error
     ctx.log(f"moved UID {_shown_uids(uids)} from {folder!r} to {destination!r} ({how})")
+
+
+def _move_destination(params: Mapping[str, Any], folder: str) -> str:
+    """The folder to move to, checked before the server is asked anything: an empty one, or the
+    selected folder itself, is a mistake in the task."""
+    destination = folder_name(params.get("destination") or "")
+    if not destination:
+        raise errors.InvalidParameter("destination is empty: give the folder to move to.")
+    if destination == folder:
+        raise errors.InvalidParameter(f"destination {destination!r} is the selected folder.")
+    return destination
+
+
+def _move_method(
+    ctx: Any, session: ImapSession, folder: str, use_move: bool, uidplus: bool, moved_any: bool
+) -> str:
+    """How the messages were moved, for the log. Without MOVE and UIDPLUS the originals stay
+    behind marked \\Deleted, which a loop over the folder would see again: that gets a warning."""
+    if use_move:
+        return "MOVE"
+    if uidplus:
+        return "COPY + \\Deleted + UID EXPUNGE"
+    if moved_any:
+        ctx.log(
+            f"{session.settings.describe()} has neither MOVE nor UIDPLUS: the moved "
+            f"message(s) stay in {folder!r} marked \\Deleted until IMAP Delete Marked "
+            "Messages or IMAP Close with expunge: true. Until then a loop over "
+            f"{folder!r} sees them again, and moving them again copies them again.",
+            "warning",
+        )
+    return "COPY + \\Deleted (run IMAP Delete Marked Messages to expunge)"
+
+
+def _new_uids_value(
+    explicit: list[int] | None, mapping: dict[int, int]
+) -> int | str | dict[str, int]:
+    """What ``save_new_uid_to`` gets: for one UID its new UID ("" when the server did not say),
+    so a task can go on with the moved message; else {old UID as text: new UID}."""
+    if explicit is not None and len(explicit) == 1:
+        return mapping.get(explicit[0], "")
+    return {str(k): v for k, v in sorted(mapping.items())}
 
 
 def _unmoved(
