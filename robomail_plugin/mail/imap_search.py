@@ -156,11 +156,7 @@ def raw_search_parts(raw: str) -> list[bytes]:
     search keys, and every server refuses it). Line breaks and other control characters are
     refused: they would end the command and start another.
     """
-    bad = sorted({f"U+{ord(c):04X}" for c in raw if ord(c) < 0x20 or ord(c) == 0x7F})
-    if bad:
-        raise errors.InvalidParameter(
-            f"raw_search contains control characters ({', '.join(bad)}); write it on one line."
-        )
+    _refuse_control_characters(raw)
     parts: list[bytes] = []
     text: list[str] = []  # ASCII waiting to go out as one part
     words = 0
@@ -177,33 +173,58 @@ def raw_search_parts(raw: str) -> list[bytes]:
             at += 1
         elif ch == '"':
             value, at = _quoted(raw, at)
-            if value.isascii():
-                text.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-            else:
-                parts.append("".join(text).encode("ascii"))
-                text = []
-                parts.append(Literal(value.encode("utf-8")))
+            _add_value(parts, text, value, quoted=True)
             words += 1
         else:
-            m = _RAW_ATOM_RE.match(raw, at)
-            assert m is not None  # ch is none of the characters that end an atom
-            word = m.group(0)
-            at = m.end()
-            if "{" in word:
-                raise errors.InvalidParameter(
-                    f"raw_search: {word!r} looks like an IMAP literal; write values in double "
-                    'quotes instead, e.g. SUBJECT "Grüße".'
-                )
+            word, at = _raw_atom(raw, at)
             if words == 0 and word.upper() == "CHARSET":
                 charset_given = True
-            if word.isascii():
-                text.append(word)
-            else:  # an unquoted value with non-ASCII letters
-                parts.append("".join(text).encode("ascii"))
-                text = []
-                parts.append(Literal(word.encode("utf-8")))
+            _add_value(parts, text, word, quoted=False)
             words += 1
     parts.append("".join(text).rstrip().encode("ascii"))
+    return _finish_parts(parts, charset_given)
+
+
+def _refuse_control_characters(raw: str) -> None:
+    """A line break would end the command and start another; other control characters have no
+    place in a search either."""
+    bad = sorted({f"U+{ord(c):04X}" for c in raw if ord(c) < 0x20 or ord(c) == 0x7F})
+    if bad:
+        raise errors.InvalidParameter(
+            f"raw_search contains control characters ({', '.join(bad)}); write it on one line."
+        )
+
+
+def _raw_atom(raw: str, at: int) -> tuple[str, int]:
+    """The unquoted word starting at ``raw[at]`` and the index after it. A ``{`` looks like the
+    start of an IMAP literal, which a task cannot write here: its values go in double quotes."""
+    m = _RAW_ATOM_RE.match(raw, at)
+    assert m is not None  # raw[at] is none of the characters that end an atom
+    word = m.group(0)
+    if "{" in word:
+        raise errors.InvalidParameter(
+            f"raw_search: {word!r} looks like an IMAP literal; write values in double "
+            'quotes instead, e.g. SUBJECT "Grüße".'
+        )
+    return word, m.end()
+
+
+def _add_value(parts: list[bytes], text: list[str], value: str, *, quoted: bool) -> None:
+    """One search value: an ASCII one joins the pending text (quoted again if it was); an 8-bit
+    one ends that text and becomes a ``Literal`` where it stood."""
+    if value.isascii():
+        if quoted:
+            value = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        text.append(value)
+        return
+    parts.append("".join(text).encode("ascii"))
+    text.clear()
+    parts.append(Literal(value.encode("utf-8")))
+
+
+def _finish_parts(parts: list[bytes], charset_given: bool) -> list[bytes]:
+    """Drops empty parts and the leading space, and puts ``CHARSET UTF-8`` first when there is a
+    literal and the task named no charset itself (without one a search is US-ASCII)."""
     parts = [p for p in parts if p]
     if parts and isinstance(parts[0], bytes) and not isinstance(parts[0], Literal):
         parts[0] = parts[0].lstrip()
