@@ -460,49 +460,73 @@ def walk_message(msg: Message) -> MessageParts:
     not text; a message/* part (an attached message, a delivery report) is one attachment, not
     looked into.
     """
-    out = MessageParts()
-    named: list[Message] = []
+    walk = _Walk()
+    walk.visit(msg, 0, None)
+    out = walk.out
+    if not out.text_parts and not out.html_parts:  # the first named one of each kind is body
+        for kind, parts in (("text/plain", out.text_parts), ("text/html", out.html_parts)):
+            parts += [p for p in walk.named if _content_type(p) == kind][:1]
+    return out
 
-    def visit(part: Message, depth: int, alternative: set[str] | None) -> None:
+
+class _Walk:
+    """One pass of ``walk_message`` over a message's tree. ``named`` keeps the body-like parts
+    that have a file name: they are attachments, and the body too only when the message has no
+    other body part, which is known only at the end."""
+
+    __slots__ = ("named", "out")
+
+    def __init__(self) -> None:
+        self.out = MessageParts()
+        self.named: list[Message] = []
+
+    def visit(self, part: Message, depth: int, alternative: set[str] | None) -> None:
+        """``alternative``: the body kinds already taken in the enclosing
+        multipart/alternative (None outside one), where only the first of each kind is body."""
         ctype = _content_type(part)
         if ctype.startswith("multipart/"):
-            payload = _safe(lambda: part.get_payload(), None)
-            if depth >= _MAX_DEPTH:
-                _warn(out, f"multiparts nested deeper than {_MAX_DEPTH} levels were not looked "
-                      "into")
-            elif isinstance(payload, list):
-                seen: set[str] | None = set() if ctype == "multipart/alternative" else None
-                for sub in payload + _recovered(part, ctype, out):
-                    if isinstance(sub, Message):
-                        visit(sub, depth + 1, seen)
-            if any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect)
-                   for d in getattr(part, "defects", ())):
-                _warn(out, f"a {ctype} part has no closing boundary: the message may be cut "
-                      "short, and its last part incomplete")
-            return
-        disposition = _disposition(part)
+            self._multipart(part, ctype, depth)
+        elif ctype.startswith("message/"):
+            # an attached message or a delivery report: one attachment, not looked into
+            self.out.attachments.append(_message_attachment(part, part_filename(part), ctype))
+        else:
+            self._leaf(part, ctype, depth, alternative)
+
+    def _multipart(self, part: Message, ctype: str, depth: int) -> None:
+        """Visits the parts in order, with those the parser left in the epilogue; stops at
+        ``_MAX_DEPTH`` (hostile input) and warns of a missing closing boundary."""
+        out = self.out
+        payload = _safe(lambda: part.get_payload(), None)
+        if depth >= _MAX_DEPTH:
+            _warn(out, f"multiparts nested deeper than {_MAX_DEPTH} levels were not looked "
+                  "into")
+        elif isinstance(payload, list):
+            seen: set[str] | None = set() if ctype == "multipart/alternative" else None
+            for sub in payload + _recovered(part, ctype, out):
+                if isinstance(sub, Message):
+                    self.visit(sub, depth + 1, seen)
+        if any(isinstance(d, email.errors.CloseBoundaryNotFoundDefect)
+               for d in getattr(part, "defects", ())):
+            _warn(out, f"a {ctype} part has no closing boundary: the message may be cut "
+                  "short, and its last part incomplete")
+
+    def _leaf(self, part: Message, ctype: str, depth: int, alternative: set[str] | None) -> None:
+        """A body part, a named body-like part (kept in ``named``, and an attachment), or an
+        attachment."""
+        out = self.out
+        inline = _disposition(part) != "attachment"
         name = part_filename(part)
-        if ctype.startswith("message/"):
-            out.attachments.append(_message_attachment(part, name, ctype))
-            return
-        inline = disposition != "attachment"
         if inline and ctype in _TEXT_TYPES and (alternative is None or ctype not in alternative):
             if alternative is not None:
                 alternative.add(ctype)
             if not name:
                 (out.text_parts if ctype == "text/plain" else out.html_parts).append(part)
                 return
-            named.append(part)
+            self.named.append(part)
         elif inline and depth == 0 and not name and ctype.startswith("text/"):
             out.text_parts.append(part)  # a single-part text/* message of another subtype
             return
         out.attachments.append(Attachment(name, ctype, part))
-
-    visit(msg, 0, None)
-    if not out.text_parts and not out.html_parts:
-        for kind, parts in (("text/plain", out.text_parts), ("text/html", out.html_parts)):
-            parts += [p for p in named if _content_type(p) == kind][:1]
-    return out
 
 
 def walk_parts(msg: Message) -> tuple[Message | None, Message | None, list[Attachment]]:
