@@ -22,16 +22,14 @@ import secrets
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
+from hostsim.local_server import LocalMailServer
 from hostsim.sandbox import (
-    MAIL_UID,
     SandboxError,
     StopSignals,
     _die_with_parent,
@@ -98,39 +96,24 @@ def sha512_crypt(password: str) -> str:
     return str(out.decode("ascii"))
 
 
-class MailutilsServer:
+class MailutilsServer(LocalMailServer):
     """imap4d + pop3d: ``start()``, use ``host``/``ports``/``users``/``ca_file``, ``stop()``.
 
     Users are ``local@example.test`` (one virtual domain); each has a Maildir INBOX and folders
     beside it, which ``seed()`` fills by writing files, as ``Sandbox.seed`` does for Dovecot.
     """
 
-    host = "127.0.0.1"
     name = "mailutils"
 
     def __init__(self, users: dict[str, str] | None = None) -> None:
+        super().__init__()
         self.users: dict[str, str] = dict(users or {})
-        self.ports: dict[str, int] = {}
-        self.base: Path | None = None
-        self.ca_file: Path = Path()
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
-        self._lock = threading.Lock()
-        self._seq = 0
         self._hashes: dict[str, str] = {}
-        self._root = os.geteuid() == 0
-        self._uid = MAIL_UID if self._root else os.getuid()
-        self._gid = MAIL_UID if self._root else os.getgid()
 
     def __repr__(self) -> str:  # no passwords
         state = f"{self.host} {self.ports}" if self._procs else "stopped"
         return f"<MailutilsServer {state}>"
-
-    def __enter__(self) -> MailutilsServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -246,10 +229,6 @@ class MailutilsServer:
         return bool(self._procs) and all(p.poll() is None for p in self._procs.values())
 
     # --- configuration --------------------------------------------------------------------------
-
-    def _own(self, path: Path) -> None:
-        if self._root:
-            os.chown(path, self._uid, self._gid)
 
     def _config(self, daemon: str, cert: Path, key: Path) -> str:
         assert self.base is not None
@@ -377,10 +356,6 @@ mailbox {{
                 os.rename(target / "tmp" / name, target / "new" / name)
 
     # --- helpers for clients --------------------------------------------------------------------
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A default (strict) client context that trusts this server's CA."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def log_text(self, daemon: str | None = None) -> str:
         """The daemons' logs (the plain ports log a transcript; passwords show as ***)."""

@@ -26,7 +26,6 @@ import shutil
 import signal
 import smtplib
 import socket
-import ssl
 import subprocess
 import tempfile
 import threading
@@ -44,6 +43,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from imapclient import imap_utf7
 
+from hostsim.local_server import LocalMailServer
 from hostsim.relay import LmtpRelay
 
 if TYPE_CHECKING:
@@ -51,7 +51,6 @@ if TYPE_CHECKING:
 
 DOVECOT_CANDIDATES = ("/usr/sbin/dovecot", "/usr/local/sbin/dovecot")
 DOVECOT_ENV = "HOSTSIM_DOVECOT"
-MAIL_UID = 5000
 DEFAULT_USERS = ("alice@example.test", "bob@example.test", "carol@example.test")
 PORT_NAMES = ("imap", "imaps", "pop3", "pop3s", "submission", "submissions", "lmtp", "relay")
 PORT_HELP = {
@@ -236,10 +235,8 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-class Sandbox:
+class Sandbox(LocalMailServer):
     """A private Dovecot: ``start()``, use ``host``/``ports``/``users``/``ca_file``, ``stop()``."""
-
-    host = "127.0.0.1"
 
     def __init__(
         self,
@@ -262,27 +259,13 @@ class Sandbox:
             if users is not None
             else {u: secrets.token_urlsafe(12) for u in DEFAULT_USERS}
         )
-        self.ports: dict[str, int] = {}
-        self.base: Path | None = None
-        self.ca_file: Path = Path()
+        super().__init__()
         self._proc: subprocess.Popen[bytes] | None = None
         self._relay: LmtpRelay | None = None
-        self._lock = threading.Lock()
-        self._seq = 0
-        self._root = os.geteuid() == 0
-        self._uid = MAIL_UID if self._root else os.getuid()
-        self._gid = MAIL_UID if self._root else os.getgid()
 
     def __repr__(self) -> str:  # no passwords
         state = f"{self.host} {self.ports}" if self._proc else "stopped"
         return f"<Sandbox {state}>"
-
-    def __enter__(self) -> Sandbox:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- life cycle -----------------------------------------------------------------------------
 
@@ -421,10 +404,6 @@ class Sandbox:
                                + self.log_text()[-3000:])
 
     # --- configuration --------------------------------------------------------------------------
-
-    def _own(self, path: Path) -> None:
-        if self._root:
-            os.chown(path, self._uid, self._gid)
 
     def _write_user(self, username: str) -> bool:
         """Write users/<name>, one passwd-file per user; returns whether it replaced one.
@@ -685,10 +664,6 @@ service anvil {{
                                 os.unlink(entry.path)
 
     # --- helpers for clients --------------------------------------------------------------------
-
-    def ssl_context(self) -> ssl.SSLContext:
-        """A default (strict) client context that trusts the sandbox's CA."""
-        return ssl.create_default_context(cafile=str(self.ca_file))
 
     def log_text(self) -> str:
         """Dovecot's log and its startup output (no secrets: auth_debug is off)."""
