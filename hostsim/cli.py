@@ -25,7 +25,7 @@ from hostsim.manifest import (
 )
 from hostsim.plugins import BLOCK_ENV
 from hostsim.registry import RegistrationError
-from robomail_plugin.schema import ActionSpec, EditorSpec
+from robomail_plugin.schema import ActionFailed, ActionSpec, EditorSpec
 
 
 def _host(interactive: bool = False) -> Host:
@@ -191,8 +191,15 @@ def main() -> None:
 @main.command()
 def plugins() -> None:
     """List the loaded plugins (HOSTSIM_BLOCK_PLUGINS=a,b blocks some)."""
-    for name, dist in _host().registry.plugin_names():
+    host = _host()
+    for name, dist in host.registry.plugin_names():
         click.echo(f"{name}\t{dist}")
+    from robomail_plugin.host_kit import credential_store_in_use
+
+    try:
+        click.echo(f"credential store: {credential_store_in_use(host.pm.hook, host.home / 'data')}")
+    except ActionFailed as exc:  # a malformed ROBOMAIL_STORE says what is wrong, never its text
+        click.echo(f"credential store: {exc}")
 
 
 @main.command()

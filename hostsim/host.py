@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -10,7 +11,7 @@ import pluggy
 
 from hostsim.plugins import make_plugin_manager
 from hostsim.registry import Registry
-from robomail_plugin.host_kit import configure
+from robomail_plugin.host_kit import configure, plugin_store_problem
 
 # The runner and the task loader are loaded when a task runs: listing or describing actions
 # needs neither (keeps `hostsim actions` start-up light).
@@ -38,6 +39,10 @@ class Host:
         self.global_vars: dict[str, Any] = {}
         configure(pm, home / "data", interactive=interactive)
         self.registry = Registry.collect(pm)
+        if pm.hook.robomail_credential_store.get_hookimpls():  # a plugin's store: check it now
+            problem = plugin_store_problem(pm.hook)
+            if problem:
+                print(f"hostsim: {problem}", file=sys.stderr)
 
     @classmethod
     def load(

@@ -8,6 +8,7 @@ hostsim uses these itself; a host built on pluggy alone needs nothing else (see 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -187,6 +188,50 @@ def access_token(hook: Any, record_name: str) -> AccessTokenInfo:
             f"robomail_access_token answered {type(info).__name__}, not AccessTokenInfo"
         )
     return info
+
+
+def _plugin_store(hook: Any) -> tuple[str, Any] | None:
+    """(plugin name, store) of the first plugin answering ``robomail_credential_store``."""
+    for impl in reversed(hook.robomail_credential_store.get_hookimpls()):
+        store = impl.function()
+        if store is not None:
+            name = type(impl.plugin).__name__ if impl.plugin_name.isdigit() else impl.plugin_name
+            return name, store
+    return None
+
+
+def plugin_store_problem(hook: Any) -> str | None:
+    """What a plugin's credential store lacks (a host checks this at start), or None."""
+    found = _plugin_store(hook)
+    if found is None:
+        return None
+    from robomail_plugin.store_contract import store_problems
+
+    name, store = found
+    missing = store_problems(store)
+    if not missing:
+        return None
+    return (
+        f"plugin {name!r} offers a credential store ({type(store).__name__}) that lacks "
+        f"{', '.join(missing)}; robomail cannot use it (fix or block that plugin)"
+    )
+
+
+def credential_store_in_use(hook: Any, data_dir: str | Path) -> str:
+    """Which credential store robomail uses in this host, said without opening it."""
+    found = _plugin_store(hook)
+    if found is not None:
+        name, store = found
+        problem = plugin_store_problem(hook)
+        return problem or f"the store of plugin {name!r} ({type(store).__name__})"
+    url = os.environ.get("ROBOMAIL_STORE", "").strip()
+    if url:
+        from robomail_plugin.credentials.pg_config import Location
+
+        return f"PostgreSQL {Location(url).shown} (ROBOMAIL_STORE)"
+    home = os.environ.get("ROBOMAIL_HOME", "").strip()
+    folder = Path(home).expanduser() if home else Path(data_dir)
+    return f"robomail's embedded store {folder / 'credentials.sqlite3'}"
 
 
 class BasicActionContext:

@@ -308,3 +308,22 @@ def test_the_readme_minimal_host_runs_as_written(tmp_path):
     assert ran.returncode == 0, ran.stderr
     assert "OAuth parameters: Record Name, Client Account" in ran.stdout
     assert "subject: Hello from a host of my own" in ran.stdout
+
+
+def test_the_host_checks_a_plugin_store_at_start_and_plugins_names_the_store(capsys, monkeypatch,
+                                                                             robomail_home):
+    Host.load(extra_plugins=(store_plugin(["not", "a store"]),))
+    assert ("plugin 'StorePlugin' offers a credential store (list) that lacks get, list, add, "
+            "update, delete, rename" in capsys.readouterr().err)
+    from robomail_plugin.host_kit import credential_store_in_use
+
+    host = Host.load()
+    assert credential_store_in_use(host.pm.hook, host.home / "data") == (
+        f"robomail's embedded store {robomail_home / 'credentials.sqlite3'}"
+    )
+    monkeypatch.setenv("ROBOMAIL_STORE", "postgresql://fleet:S3cret@127.0.0.1:5432/robomail")
+    said = credential_store_in_use(host.pm.hook, host.home / "data")
+    assert said == "PostgreSQL postgresql://fleet@127.0.0.1:5432/robomail (ROBOMAIL_STORE)"
+    ran = hostsim("plugins")
+    assert "credential store: PostgreSQL postgresql://fleet@127.0.0.1:5432/robomail" in ran.stdout
+    assert "S3cret" not in ran.stdout + ran.stderr
