@@ -25,6 +25,7 @@ from robomail_plugin.mail.params import (
     auth_choices,
     default_security,
 )
+from robomail_plugin.mail.wire_text import wire_text
 
 # The mail, TLS and socket libraries are loaded on first use, inside the functions that open a
 # connection: an action that fails its parameter checks never loads them.
@@ -228,12 +229,6 @@ def _no_delay(sock: socket.socket | None) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
-
-
 _BYTES_LITERAL_RE = re.compile(r"""\bb('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""")
 
 
@@ -254,7 +249,13 @@ def _unwrap_bytes(text: str) -> str:
 def _clean_imap_reply(message: str) -> str:
     """The server's own words from an imaplib/imapclient error: ``b'[X] Y'`` (a refused LOGIN:
     Dovecot, Cyrus, Mailutils) -> ``[X] Y``; ``AUTHENTICATE command error: BAD [b'Y']`` ->
-    ``BAD Y``; ``authenticate failed: Y`` -> ``Y``."""
+    ``BAD Y``; ``authenticate failed: Y`` -> ``Y``.
+
+    For login refusals only. Commands after login go through ``imap_session.server_reply``,
+    which is not the same: it drops imapclient's advice after a blank line and a ``...failed:``
+    or ``...error:`` anywhere (``socket error: EOF`` -> ``EOF``), and leaves ``\\xNN`` escapes
+    as Python wrote them. Here escapes are decoded and a ``failed:`` in the server's own words
+    (``Login failed: ...``, ``Authentication failed: ...``) is kept."""
     whole = _BYTES_LITERAL_RE.fullmatch(message.strip())
     if whole:  # the reply itself: a "failed:" inside it is the server's, so keep it
         return _unwrap_bytes(whole.group(0))
@@ -534,7 +535,7 @@ def _imap_login(
 
     mech_name = settings.sasl.upper()
     if not client.has_capability(f"AUTH={mech_name}"):
-        offered = [c.split("=", 1)[1] for c in map(_text, client.capabilities())
+        offered = [c.split("=", 1)[1] for c in map(wire_text, client.capabilities())
                    if c.upper().startswith("AUTH=")]
         raise errors.LoginFailed(
             f"{settings.describe()} does not offer AUTH={mech_name}. "
@@ -563,6 +564,11 @@ def pop3_eof(exc: BaseException) -> bool:
     """Whether a ``poplib.error_proto`` is poplib's own "-ERR EOF": the server closed the
     connection (a reply from the server arrives as bytes, this one is a str)."""
     return bool(exc.args) and exc.args[0] == "-ERR EOF"
+
+
+def pop3_reply(exc: BaseException) -> str:
+    """The server's reply a ``poplib.error_proto`` carries (its first argument), as text."""
+    return wire_text(exc.args[0] if exc.args else exc)
 
 
 def pop3_closed(
@@ -625,10 +631,8 @@ def open_pop3(
     add_secret: SecretFn | None = None,
 ) -> poplib.POP3:
     """Connects, secures (STLS) and logs in (USER/PASS or AUTH with an initial response)."""
-    import poplib
+    from robomail_plugin.mail.pop3_lib import poplib  # with its line limit raised for real mail
 
-    # poplib refuses lines longer than 2 KB; real mail (unwrapped HTML) has longer ones.
-    poplib._MAXLINE = max(poplib._MAXLINE, 8 * 1024 * 1024)  # type: ignore[attr-defined]
     account = _oauth_account(settings, services, None)
     ctx = tls_context(settings, log) if settings.security != "none" else None
     try:
@@ -709,7 +713,7 @@ def _pop3_login_reply(settings: ConnectionSettings, exc: poplib.error_proto) -> 
     neither another password nor a fresh token would help then."""
     if pop3_eof(exc):
         raise pop3_closed(settings, "POP3 login") from None
-    reply = _text(exc.args[0] if exc.args else exc)
+    reply = pop3_reply(exc)
     refusal = _pop3_refusal(settings, reply)
     if refusal is not None:
         raise refusal from None
@@ -776,7 +780,7 @@ def _pop3_oauth_login(
                 mech.error = sasl.decode_error_challenge(resp[1:].strip())
                 pop._putline(b"")  # type: ignore[attr-defined]
                 resp = pop._getresp()  # type: ignore[attr-defined]
-                raise _Rejected(_text(resp), mech.error)
+                raise _Rejected(wire_text(resp), mech.error)
         except poplib.error_proto as exc:
             raise _Rejected(_pop3_login_reply(settings, exc), mech.error) from None
         except OSError as exc:
@@ -836,8 +840,9 @@ def open_smtp(
     return smtp
 
 
-def _smtp_reply(exc: smtplib.SMTPResponseException) -> str:
-    return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+def smtp_reply(code: int, text: Any) -> str:
+    """An SMTP reply as one line of text: its code, then its words (smtplib gives them as bytes)."""
+    return f"{code} {wire_text(text)}"
 
 
 def _smtp_login(
@@ -865,7 +870,7 @@ def _smtp_password_login(smtp: smtplib.SMTP, settings: ConnectionSettings) -> No
             "starttls or ssl, or auth: none if the server relays without login."
         ) from None
     except smtplib.SMTPResponseException as exc:
-        reply = _smtp_reply(exc)
+        reply = smtp_reply(exc.smtp_code, exc.smtp_error)
         if exc.smtp_code == 454 or _is_temporary(reply):
             raise _temporary(settings, reply) from None
         raise _password_failed(settings, reply) from None
@@ -908,7 +913,7 @@ def _smtp_oauth_login(
         try:
             smtp.auth(mech_name, auth_object, initial_response_ok=True)
         except smtplib.SMTPResponseException as exc:
-            raise _Rejected(_smtp_reply(exc), mech.error) from None
+            raise _Rejected(smtp_reply(exc.smtp_code, exc.smtp_error), mech.error) from None
         except OSError as exc:
             raise _connect_error(settings, exc) from None
 

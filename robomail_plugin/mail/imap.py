@@ -41,6 +41,7 @@ from robomail_plugin.mail.imap_session import (
     uid_sets,
 )
 from robomail_plugin.mail.message_info import parse_message, walk_parts
+from robomail_plugin.mail.wire_text import wire_text
 
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom without \ % * ] ( )
@@ -574,14 +575,6 @@ def parse_copyuid(text: str) -> dict[int, int]:
     return dict(zip(src, dst, strict=False)) if len(src) == len(dst) else {}
 
 
-def _text_of(value: Any) -> str:
-    return (
-        bytes(value).decode("ascii", "replace")
-        if isinstance(value, bytes | bytearray)
-        else str(value)
-    )
-
-
 def _move(ctx: Any, params: Mapping[str, Any]) -> None:
     session = _session(ctx, params)
     folder = session.require_selected("IMAP Move Message")
@@ -713,7 +706,9 @@ def _move_set(
                 raise session.folder_not_found(destination) from None
             session.create_folder(destination)
     found = untagged.pop("COPYUID", None) or []
-    mapping = parse_copyuid(_text_of(reply or b"") + " " + " ".join(_text_of(x) for x in found))
+    # as ASCII: COPYUID's UID sets are ASCII digits (\d would also match other scripts' digits)
+    codes = " ".join(wire_text(x, "ascii") for x in found)
+    mapping = parse_copyuid(wire_text(reply or b"", "ascii") + " " + codes)
     session.known_folders.add(destination)
     if use_move:
         return mapping, _expunges(session)

@@ -18,6 +18,7 @@ import attrs
 
 from robomail_plugin.mail.imap_session import ImapSession
 from robomail_plugin.mail.message_info import INFO_HEADERS, message_info, parse_message
+from robomail_plugin.mail.wire_text import wire_text
 
 FETCH_BATCH = 200
 BODY_BATCH_BYTES = 8 * 1024 * 1024
@@ -32,12 +33,6 @@ class Fetched:
     info: dict[str, Any]
     raw: bytes | None = attrs.field(default=None, repr=False)
     msg: Message | None = attrs.field(default=None, repr=False)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
 
 
 def chunks(items: list[int], size: int) -> Iterator[list[int]]:
@@ -63,7 +58,7 @@ def _body_chunks(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
 def _info(
     uid: int, entry: dict[bytes, Any], folder: str, msg: Message | None, include_body: bool
 ) -> dict[str, Any]:
-    flags = [_text(f) for f in entry.get(b"FLAGS", ())]
+    flags = [wire_text(f) for f in entry.get(b"FLAGS", ())]
     size = entry.get(b"RFC822.SIZE")
     number = entry.get(b"SEQ")
     if msg is not None:

@@ -23,6 +23,7 @@ import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.mail.connect import ConnectionSettings
+from robomail_plugin.mail.wire_text import wire_text
 
 if TYPE_CHECKING:
     from email.message import Message
@@ -92,7 +93,10 @@ class CurrentMessage:
 
 
 def server_reply(exc: BaseException) -> str:
-    """The server's words from an imaplib/imapclient error, without the library's wrapping."""
+    """The server's words from an imaplib/imapclient error, without the library's wrapping.
+
+    For commands after login; a refused login goes through ``connect._clean_imap_reply``, which
+    cleans differently (its docstring says how)."""
     text = str(exc).split("\n\n", 1)[0].strip()  # imapclient appends advice after a blank line
     wrapped = re.fullmatch(r"""b(["'])(.*)\1""", text)
     if wrapped:
@@ -292,7 +296,7 @@ class ImapSession:
             "uidnext": int(resp.get(b"UIDNEXT", 0) or 0) or None,
             "uidvalidity": self.uidvalidity,
             "read_only": read_only,
-            "flags": [_text(f) for f in resp.get(b"FLAGS", ())],
+            "flags": [wire_text(f) for f in resp.get(b"FLAGS", ())],
         }
 
     # --- the message a loop is on ------------------------------------------------------------
@@ -313,7 +317,7 @@ class ImapSession:
         """The server told the flags of ``uid`` (a FETCH answer): keeps the loop's copy right."""
         cur = self.current_message(uid)
         if cur is not None:
-            cur.flags = {_text(f) for f in flags}
+            cur.flags = {wire_text(f) for f in flags}
 
     def require_selected(self, action: str) -> str:
         if self.folder is None:
@@ -338,9 +342,3 @@ def is_nonexistent(reply: str) -> bool:
 
 def _raise(exc: BaseException) -> None:
     raise exc
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)

@@ -27,13 +27,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
-def _reply(exc: BaseException) -> str:
-    arg = exc.args[0] if exc.args else exc
-    if isinstance(arg, bytes | bytearray):
-        return bytes(arg).decode("utf-8", "replace")
-    return str(arg)
-
-
 class Pop3Session:
     """A logged-in POP3 connection; ``close()`` is QUIT, which commits deletions."""
 
@@ -57,7 +50,7 @@ class Pop3Session:
         except poplib.error_proto as exc:
             if connect.pop3_eof(exc):
                 raise connect.pop3_closed(self.settings, f"POP3 {what}") from None
-            reply = _reply(exc)
+            reply = connect.pop3_reply(exc)
             if what != "QUIT" and self._gone():
                 raise connect.pop3_closed(self.settings, f"POP3 {what}", reply) from None
             raise errors.MailProtocolError(

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
 from robomail_plugin.mail import connect, files
+from robomail_plugin.mail.connect import smtp_reply
 from robomail_plugin.mail.message_info import html_to_text
 from robomail_plugin.mail.smtp_actions import KIND
 from robomail_plugin.schema import ActionContext
@@ -314,19 +315,13 @@ def _sender(params: Mapping[str, Any], settings: connect.ConnectionSettings,
 # --- sending -------------------------------------------------------------------------------------
 
 
-def _reply(code: int, text: Any) -> str:
-    if isinstance(text, bytes | bytearray):
-        text = bytes(text).decode("utf-8", "replace")
-    return f"{code} {text}"
-
-
 # A size refusal (RFC 1870): 552, or the enhanced status 5.3.4, that speaks of size. 552 5.2.2 is
 # a full mailbox, which is about the recipient, not the message.
 _TOO_BIG_RE = re.compile(r"size|too (big|large|much)|exceed", re.IGNORECASE)
 
 
 def _too_big(code: int, text: Any) -> bool:
-    reply = _reply(code, text)
+    reply = smtp_reply(code, text)
     if "5.3.4" in reply:
         return True
     return code == 552 and "5.2.2" not in reply and bool(_TOO_BIG_RE.search(reply))
@@ -355,13 +350,13 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
     except smtplib.SMTPRecipientsRefused as exc:
         replies = list(exc.recipients.values())
         if replies and all(_too_big(c, t) for c, t in replies):
-            raise _too_big_error(smtp, msg, where, _reply(*replies[0])) from None
-        detail = "; ".join(f"{a}: {_reply(c, t)}" for a, (c, t) in exc.recipients.items())
+            raise _too_big_error(smtp, msg, where, smtp_reply(*replies[0])) from None
+        detail = "; ".join(f"{a}: {smtp_reply(c, t)}" for a, (c, t) in exc.recipients.items())
         raise errors.SendFailed(
             f"{where} refused every recipient, nothing was sent ({detail}). Check the addresses "
             "and that this account may send to them.", server_reply=detail) from None
     except smtplib.SMTPSenderRefused as exc:
-        reply = _reply(exc.smtp_code, exc.smtp_error)
+        reply = smtp_reply(exc.smtp_code, exc.smtp_error)
         if _too_big(exc.smtp_code, exc.smtp_error):  # MAIL FROM ... SIZE=n: not the From's fault
             raise _too_big_error(smtp, msg, where, reply) from None
         raise errors.SendFailed(
@@ -373,7 +368,7 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
             f"{where} cannot take this message: {exc} (non-ASCII addresses need SMTPUTF8).",
         ) from None
     except smtplib.SMTPResponseException as exc:
-        reply = _reply(exc.smtp_code, exc.smtp_error)
+        reply = smtp_reply(exc.smtp_code, exc.smtp_error)
         if _too_big(exc.smtp_code, exc.smtp_error):
             raise _too_big_error(smtp, msg, where, reply) from None
         raise errors.SendFailed(
@@ -382,7 +377,7 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
         raise errors.SendFailed(
             f"sending through {where} failed: {exc.__class__.__name__}: {exc}. The message may "
             "not have been sent.") from None
-    return {a: _reply(c, t) for a, (c, t) in refused.items()}
+    return {a: smtp_reply(c, t) for a, (c, t) in refused.items()}
 
 
 def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> None:

@@ -40,6 +40,7 @@ from robomail_plugin.mail.trigger_state import (
     describe_error,
     positive_int,
 )
+from robomail_plugin.mail.wire_text import wire_text
 from robomail_plugin.schema import TriggerEvent
 
 #: untagged responses during IDLE that mean the folder changed
@@ -71,12 +72,6 @@ def set_keepalive(sock: socket.socket | None, idle: int) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, idle))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, max(1, min(idle, 15)))
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, bytes | bytearray):
-        return bytes(value).decode("utf-8", "replace")
-    return str(value)
 
 
 class ImapWatch:
@@ -376,9 +371,9 @@ class ImapWatch:
             if isinstance(first, int):
                 changed = changed or second in _CHANGES
                 continue
-            kind = _text(first).upper()
+            kind = wire_text(first).upper()
             # imapclient splits OK and NO into (kind, text), BYE and BAD into atoms
-            text = " ".join(_text(part) for part in response[1:])
+            text = " ".join(wire_text(part) for part in response[1:])
             if kind == "BYE":
                 raise ConnectionLost(f"the server said BYE {text}".strip())
             if text.upper().startswith("[ALERT]"):
@@ -397,10 +392,10 @@ class ImapWatch:
         if not pile:
             return
         for alert in pile.pop("ALERT", []) or []:
-            self.ctx.log(f"server alert: {_text(alert).strip()}", "warning")
+            self.ctx.log(f"server alert: {wire_text(alert).strip()}", "warning")
         for kind in ("NO", "BAD"):
             for text in pile.pop(kind, []) or []:
-                self.ctx.log(f"server said: {kind} {_text(text)}", "warning")
+                self.ctx.log(f"server said: {kind} {wire_text(text)}", "warning")
         self._forget()
 
     def _forget(self) -> None:
