@@ -101,10 +101,10 @@ def forget(group: str, cache_dir: Path | None) -> None:
 
 def _write(path: Path, data: dict[str, Any]) -> None:
     """Writes atomically; a cache that cannot be written is only a slower next start."""
+    from robomail_plugin.private_files import write_private  # only when the cache is written
+
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        tmp.write_text(json.dumps(data), encoding="utf-8")
-        os.replace(tmp, path)
+        write_private(path, json.dumps(data), 0o666, fsync=False)  # 0666 less the umask
     except OSError:
         pass

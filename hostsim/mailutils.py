@@ -33,10 +33,10 @@ from hostsim.sandbox import (
     SandboxError,
     StopSignals,
     _die_with_parent,
-    free_ports,
     make_certificates,
     write_secrets_file,
 )
+from robomail_plugin.private_files import free_ports
 
 MAILUTILS_ENV = "HOSTSIM_MAILUTILS"
 PORT_NAMES = ("imap", "imaps", "pop3", "pop3s")

@@ -7,7 +7,6 @@ passes through the masker, so no secret reaches the step log or ``--vars-out``.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -292,7 +291,7 @@ class RunContext:
 
     # state across runs
     def _state_path(self, key: str) -> Path:
-        import hashlib  # loaded on first use, as is tempfile below: only state needs them
+        import hashlib  # loaded on first use, as is write_private below: only state needs them
 
         digest = hashlib.sha256(f"{self.task_name}\0{key}".encode()).hexdigest()[:24]
         return self.state_dir / f"{digest}.json"
@@ -311,12 +310,9 @@ class RunContext:
     def save_state(self, key: str, value: dict[str, Any]) -> None:
         path = self._state_path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        import tempfile
+        from robomail_plugin.private_files import write_private
 
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(value, fh)
-        os.replace(tmp, path)
+        write_private(path, json.dumps(value), fsync=False)
 
 
 class Runner:

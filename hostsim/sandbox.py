@@ -45,6 +45,7 @@ from imapclient import imap_utf7
 
 from hostsim.local_server import LocalMailServer
 from hostsim.relay import LmtpRelay
+from robomail_plugin.private_files import free_ports
 
 if TYPE_CHECKING:
     from hostsim.fakeprovider import FakeProvider
@@ -106,20 +107,6 @@ def find_dovecot() -> str:
         "(as root; it uses Debian's dovecot-core, -imapd, -pop3d, -submissiond and -lmtpd), "
         "then start the sandbox again."
     )
-
-
-def free_ports(count: int) -> list[int]:
-    """Distinct ports the OS calls free right now (bound to port 0, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:

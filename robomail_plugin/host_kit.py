@@ -349,19 +349,9 @@ class BasicTriggerContext:
         return data.get("value", {}) if isinstance(data, dict) else {}
 
     def save_state(self, key: str, value: dict[str, Any]) -> None:
-        import os
-        import tempfile
+        from robomail_plugin.private_files import write_private
 
         path = self.state_path(key)
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump({"task": self.task_name, "key": key, "value": value}, fh)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_private(path, json.dumps({"task": self.task_name, "key": key, "value": value}))

@@ -19,7 +19,6 @@ import http.server
 import json
 import os
 import secrets
-import socket
 import socketserver
 import threading
 import time
@@ -36,6 +35,7 @@ from robomail_plugin.credentials.choices import REDIRECT_HOSTS
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.tokens import TokenEndpoint, TokenGrant, allow_loopback_http
 from robomail_plugin.errors import AuthorizationFailed, RobomailError
+from robomail_plugin.private_files import free_port
 
 SUCCESS_TEXT = (
     "Successfully Authenticated. You can now close this tab/window and return to the application."
@@ -351,12 +351,6 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._page(200, SUCCESS_TEXT)
         finally:
             self.server.done.set()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def authorize_by_paste(

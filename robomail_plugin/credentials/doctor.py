@@ -14,10 +14,8 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import re
 import shlex
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -36,6 +34,7 @@ from robomail_plugin.credentials.presets import (
     scope_advice,
 )
 from robomail_plugin.credentials.records import OAuthRecord
+from robomail_plugin.private_files import write_private
 from robomail_plugin.schema import ProviderPreset
 
 PROTOCOLS = ("imap", "pop3", "smtp")
@@ -94,15 +93,7 @@ class ErrorJournal:
             change(data)
             data["errors"] = data["errors"][-KEEP:]
             self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".journal-")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    json.dump(data, fh)
-                os.replace(tmp, self._path(record_name))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_private(self._path(record_name), json.dumps(data), fsync=False)
 
 
 # --- the checks ---------------------------------------------------------------------------------

@@ -317,10 +317,9 @@ class OAuthEditor:
         """--no-browser with nobody at the terminal: print the URL and keep the sign-in, which
         ``--redirect-url`` finishes in a second run."""
         from robomail_plugin.credentials import browser
+        from robomail_plugin.private_files import free_port
 
-        request = browser.build_request(
-            record, f"http://{redirect_host}:{browser.free_port()}/", extras
-        )
+        request = browser.build_request(record, f"http://{redirect_host}:{free_port()}/", extras)
         browser.save_pending(self._pending_path(record), request)
         name = shlex.quote(record.record_name)
         return CommandResult(

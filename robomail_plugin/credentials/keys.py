@@ -7,14 +7,13 @@ in the middle of a rotation never leaves the store encrypted with a key nobody k
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from robomail_plugin.credentials.crypto import decode_key, encode_key, new_key
 from robomail_plugin.errors import StoreError
+from robomail_plugin.private_files import flocked, write_private
 
 ENV_KEY = "ROBOMAIL_KEY"
 ENV_KEYRING = "ROBOMAIL_KEYRING"  # "0"/"off" disables the OS keyring
@@ -72,16 +71,15 @@ class EnvKeySource:
 def _write_private(path: Path, text: str, *, exclusive: bool) -> None:
     """Writes a 0600 file; exclusive creation, or atomically replacing through a temp file."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    target = path if exclusive else path.with_name(path.name + ".tmp")
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
-    fd = os.open(target, flags, 0o600)
-    try:
-        os.write(fd, text.encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    if not exclusive:
-        os.replace(target, path)
+    if exclusive:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, text.encode("ascii"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    else:
+        write_private(path, text.encode("ascii"))
     _fsync_dir(path.parent)
 
 
@@ -224,14 +222,6 @@ def select_key_source(home: Path) -> KeySource:
     return file_source
 
 
-@contextlib.contextmanager
-def home_lock(home: Path, name: str = "store.lock") -> Iterator[None]:
+def home_lock(home: Path, name: str = "store.lock") -> contextlib.AbstractContextManager[None]:
     """An exclusive lock (flock) across processes, for key creation and rotation."""
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(home / name, os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
+    return flocked(home / name)

@@ -15,12 +15,13 @@ import pwd
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from urllib.parse import quote
+
+from robomail_plugin.private_files import free_port
 
 SERVER_USER = "postgres"
 SUPERUSER = "robomail"
@@ -47,12 +48,6 @@ def find_bindir() -> Path:
         "PostgreSQL is not installed (no pg_ctl in /usr/lib/postgresql/*/bin or on PATH). "
         "Run scripts/install-postgres (Debian's postgresql package), then try again."
     )
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class PrivatePostgres:

@@ -10,7 +10,6 @@ touches the stored refresh token.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -40,6 +39,7 @@ from robomail_plugin.errors import (
     TokenError,
     TokenTemporaryError,
 )
+from robomail_plugin.private_files import flocked
 from robomail_plugin.schema import ProviderPreset
 
 log = logging.getLogger(__name__)
@@ -886,30 +886,19 @@ class TokenService:
     @contextlib.contextmanager
     def _process_lock(self, name: str, step: Deadline | None = None) -> Iterator[None]:
         """An flock on a per-record file, so processes refresh one at a time too."""
-        self.lock_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:24]
-        fd = os.open(self.lock_dir / f"token-{digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            deadline = time.monotonic() + self.lock_timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                    break
-                except BlockingIOError:
-                    if step is not None and step.left() <= 0:
-                        raise _out_of_time(name, step, _BUSY) from None
-                    if time.monotonic() > deadline:
-                        raise TokenTemporaryError(
-                            f"OAuth record {name!r}: another process has been refreshing its "
-                            f"token for over {self.lock_timeout:.0f} s; try again later."
-                        ) from None
-                    time.sleep(0.02)
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
+
+        def busy(expired: bool) -> None:
+            if step is not None and step.left() <= 0:
+                raise _out_of_time(name, step, _BUSY) from None
+            if expired:
+                raise TokenTemporaryError(
+                    f"OAuth record {name!r}: another process has been refreshing its "
+                    f"token for over {self.lock_timeout:.0f} s; try again later."
+                ) from None
+
+        with flocked(self.lock_dir / f"token-{digest}.lock", self.lock_timeout, busy=busy):
+            yield
 
 
 def token_summary(token: AccessToken) -> dict[str, Any]:

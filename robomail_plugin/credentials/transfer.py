@@ -37,6 +37,7 @@ from robomail_plugin.errors import (
     RecordExists,
     RecordInvalid,
 )
+from robomail_plugin.private_files import write_private
 
 FORMAT = "robomail-oauth"
 VERSION = 1
@@ -131,17 +132,10 @@ def write_export(path: Path, document: dict[str, Any]) -> None:
     path = Path(path)
     if path.is_dir():
         raise FileError(f"{path} is a folder: give a file name for the export.")
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    text = json.dumps(document, indent=2, ensure_ascii=False) + "\n"
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(document, fh, indent=2, ensure_ascii=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        write_private(path, text)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         raise FileError(f"Cannot write the export file {path}: {exc.strerror or exc}.") from None
 
 
