@@ -69,24 +69,6 @@ def test_crud_round_trip(robomail_home):
     assert [r.record_name for r in store.list()] == ["b"]
 
 
-def test_names_are_unique_and_missing_names_are_clear(robomail_home):
-    store = SQLiteCredentialStore(robomail_home)
-    store.add(rec("a"))
-    store.add(rec("b"))
-    with pytest.raises(RecordExists, match="exists already"):
-        store.add(rec("a"))
-    with pytest.raises(RecordExists):
-        store.rename("a", "b")
-    with pytest.raises(RecordInvalid):
-        store.rename("a", " ")
-    for call in (store.delete, store.get):
-        with pytest.raises(RecordNotFound, match="hostsim oauth list"):
-            call("zzz")
-    with pytest.raises(RecordNotFound):
-        store.update(rec("zzz"))
-    assert len(store.list()) == 2
-
-
 def test_secrets_are_encrypted_at_rest_and_files_are_private(robomail_home):
     store = SQLiteCredentialStore(robomail_home)
     store.add(rec("a"))
