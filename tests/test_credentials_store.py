@@ -30,7 +30,7 @@ from robomail_plugin.credentials.keys import (
 )
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.store import DB_FILE, SQLiteCredentialStore
-from robomail_plugin.errors import RecordExists, RecordInvalid, RecordNotFound, StoreError
+from robomail_plugin.errors import RecordExists, RecordNotFound, StoreError
 
 TESTS = Path(__file__).parent
 
