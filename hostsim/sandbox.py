@@ -3,8 +3,8 @@
 Everything lives in one short folder under /tmp (config, sockets, certificates, mail, logs) and
 goes away on ``stop()``. Passwords come from a passwd-file; XOAUTH2 and OAUTHBEARER tokens are
 checked on every login against the fake provider's introspection endpoint, so a token robomail
-obtained is the token the server checks. See docs/sandbox.md and
-/work/shared/reference/dovecot-oauth.md for why each setting is there.
+obtained is the token the server checks. docs/sandbox.md ("How it works") says why each setting
+is there.
 """
 
 from __future__ import annotations
