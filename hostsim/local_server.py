@@ -5,12 +5,16 @@ context-manager life cycle. Each server class adds its daemons and configuration
 from __future__ import annotations
 
 import os
+import socket
 import ssl
 import threading
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 MAIL_UID = 5000  # the uid/gid mail files belong to when the servers run as root
+READY_TIMEOUT = 15.0  # seconds a freshly started server has to accept on every port
 
 
 class LocalMailServer:
@@ -44,6 +48,21 @@ class LocalMailServer:
         """Mail files belong to the mail user the daemons run as (when we are root)."""
         if self._root:
             os.chown(path, self._uid, self._gid)
+
+    def _ports_accept(self, ports: Iterable[int], alive: Callable[[], bool]) -> bool:
+        """Whether every port accepts a connection within READY_TIMEOUT while ``alive()``: a
+        daemon that died (a port taken, a bad config) ends the wait at once."""
+        deadline = time.monotonic() + READY_TIMEOUT
+        pending = list(ports)
+        while pending and time.monotonic() < deadline:
+            if not alive():
+                return False
+            try:
+                with socket.create_connection((self.host, pending[0]), timeout=1):
+                    pending.pop(0)
+            except OSError:
+                time.sleep(0.02)
+        return not pending
 
     def ssl_context(self) -> ssl.SSLContext:
         """A default (strict) client context that trusts this server's throw-away CA."""

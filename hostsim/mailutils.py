@@ -21,7 +21,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -48,7 +47,6 @@ PORT_HELP = {
 }
 DOMAIN = "example.test"
 START_ATTEMPTS = 3
-READY_TIMEOUT = 15.0
 _SALT_CHARS = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -187,17 +185,9 @@ class MailutilsServer(LocalMailServer):
         return env
 
     def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + READY_TIMEOUT
-        pending = list(self.ports.values())
-        while pending and time.monotonic() < deadline:
-            if any(p.poll() is not None for p in self._procs.values()):
-                return False
-            try:
-                with socket.create_connection((self.host, pending[0]), timeout=1):
-                    pending.pop(0)
-            except OSError:
-                time.sleep(0.02)
-        return not pending
+        return self._ports_accept(
+            self.ports.values(), lambda: all(p.poll() is None for p in self._procs.values())
+        )
 
     def stop(self) -> None:
         """Stop both daemons (SIGTERM to the PIDs started here) and remove the folder."""

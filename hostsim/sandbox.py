@@ -81,7 +81,6 @@ PERSONA_MAIL: dict[str, dict[str, Any]] = {
                       "submission": "Microsoft ESMTP MAIL Service ready"},
     },
 }
-READY_TIMEOUT = 15.0
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -317,19 +316,10 @@ class Sandbox(LocalMailServer):
         )
 
     def _wait_ready(self) -> bool:
-        assert self._proc is not None
-        deadline = time.monotonic() + READY_TIMEOUT
-        pending = [p for name, p in self.ports.items() if name != "relay"]
-        while pending and time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                return False
-            port = pending[0]
-            try:
-                with socket.create_connection((self.host, port), timeout=1):
-                    pending.pop(0)
-            except OSError:
-                time.sleep(0.02)
-        return not pending
+        proc = self._proc
+        assert proc is not None
+        ports = [p for name, p in self.ports.items() if name != "relay"]  # the relay is ours
+        return self._ports_accept(ports, lambda: proc.poll() is None)
 
     def stop(self) -> None:
         """Stop Dovecot (SIGTERM to the PID in master.pid) and the relay; remove the folder."""
