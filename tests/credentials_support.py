@@ -29,6 +29,20 @@ def make_record(provider, client_id: str, secret: str = "", name: str = "rec", *
     return OAuthRecord(**fields)
 
 
+def rec(name: str, secret: str = CANARY, refresh: str = CANARY + "-refresh") -> OAuthRecord:
+    """A stored record with canary secrets and no provider behind it (store tests)."""
+    return OAuthRecord(
+        record_name=name,
+        client_account=f"{name}@example.test",
+        client_id="client-id",
+        client_secret=secret,
+        refresh_token=refresh,
+        authorization_endpoint="https://auth.example.test/authorize",
+        token_endpoint="https://auth.example.test/token",
+        scope="mail offline_access",
+    )
+
+
 def fast_endpoint(**kw) -> TokenEndpoint:
     kw.setdefault("retry_delays", (0.01, 0.01))
     kw.setdefault("retry_after_cap", 0.01)

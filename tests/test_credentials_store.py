@@ -19,7 +19,7 @@ import attrs
 import keyring
 import keyring.backend
 import pytest
-from credentials_support import CANARY, writer_worker
+from credentials_support import CANARY, rec, writer_worker
 
 from robomail_plugin.credentials.crypto import encode_key, new_key
 from robomail_plugin.credentials.keys import (
@@ -28,24 +28,10 @@ from robomail_plugin.credentials.keys import (
     KeyringKeySource,
     select_key_source,
 )
-from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.store import DB_FILE, SQLiteCredentialStore
 from robomail_plugin.errors import RecordExists, RecordNotFound, StoreError
 
 TESTS = Path(__file__).parent
-
-
-def rec(name: str, secret: str = CANARY, refresh: str = CANARY + "-refresh") -> OAuthRecord:
-    return OAuthRecord(
-        record_name=name,
-        client_account=f"{name}@example.test",
-        client_id="client-id",
-        client_secret=secret,
-        refresh_token=refresh,
-        authorization_endpoint="https://auth.example.test/authorize",
-        token_endpoint="https://auth.example.test/token",
-        scope="mail offline_access",
-    )
 
 
 def all_bytes(home: Path) -> bytes:

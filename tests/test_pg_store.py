@@ -17,14 +17,13 @@ import attrs
 import psycopg
 import pytest
 from click.testing import CliRunner
-from credentials_support import CANARY, make_record, token_service
+from credentials_support import CANARY, make_record, rec, token_service
 from pg_support import refresh_worker, rotating_worker
 
 from hostsim.cli import main
 from robomail_plugin.credentials.crypto import encode_key, new_key
 from robomail_plugin.credentials.pg_private import free_port
 from robomail_plugin.credentials.pg_store import PostgresCredentialStore
-from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.credentials.store import SQLiteCredentialStore
 from robomail_plugin.errors import (
     RecordExists,
@@ -36,19 +35,6 @@ from robomail_plugin.errors import (
 from robomail_plugin.services import Services
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def rec(name: str, secret: str = CANARY, refresh: str = CANARY + "-refresh") -> OAuthRecord:
-    return OAuthRecord(
-        record_name=name,
-        client_account=f"{name}@example.test",
-        client_id="client-id",
-        client_secret=secret,
-        refresh_token=refresh,
-        authorization_endpoint="https://auth.example.test/authorize",
-        token_endpoint="https://auth.example.test/token",
-        scope="mail offline_access",
-    )
 
 
 @pytest.fixture(params=["embedded", "postgresql"])
