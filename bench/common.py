@@ -108,6 +108,23 @@ def verdict_line(f: Figure) -> str | None:
 # --- timing --------------------------------------------------------------------------------------
 
 
+def load_host() -> Any:
+    """hostsim's host, loaded as `hostsim run` loads it (its plugins from entry points)."""
+    from hostsim.host import Host
+
+    return Host.load()
+
+
+def run_task_timed(host: Any, text: str, variables: dict[str, Any]) -> float:
+    """Seconds one task run takes in this process; a failed task ends the figure."""
+    start = time.perf_counter()
+    result = host.run_text(text, variables)
+    took = time.perf_counter() - start
+    if not result.ok:
+        raise RuntimeError(f"task failed: {result.error}")
+    return took
+
+
 def best_of(repeat: int, fn: Callable[[], Any]) -> float:
     """The median wall time of ``repeat`` calls (seconds); the median resists one slow run."""
     times = []

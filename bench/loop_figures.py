@@ -30,6 +30,8 @@ from bench.common import (
     big_message,
     gmail_message,
     header_message,
+    load_host,
+    run_task_timed,
     run_timed,
 )
 from bench.latency import DelayProxy
@@ -100,19 +102,6 @@ def _variables(bench: Bench, user: tuple[str, str], port: int, out: Path) -> dic
     }
 
 
-def _host() -> Any:
-    from hostsim.host import Host
-
-    return Host.load()
-
-
-def _run(host: Any, text: str, variables: dict[str, Any]) -> float:
-    start = time.perf_counter()
-    result = host.run_text(text, variables)
-    took = time.perf_counter() - start
-    if not result.ok:
-        raise RuntimeError(f"task failed: {result.error}")
-    return took
 
 
 @contextmanager
@@ -186,7 +175,7 @@ def raw_bulk(bench: Bench, user: tuple[str, str], port: int, form: str) -> float
 
 
 def loop_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
-    host = _host()
+    host = load_host()
     boxes = Mailboxes(bench, lambda n: header_message(n, body_size=300))
     out = bench.work / "downloads"
     figures = _wire_figures(bench, size, log, host, boxes, out)
@@ -207,15 +196,15 @@ def _wire_figures(
     port = bench.sandbox.ports["imaps"]
     log(f"commands per message: loops over {count} messages")
     empty_user = boxes.fresh(0)
-    _run(host, loop_task("empty"), _variables(bench, empty_user, port, _fresh_out(out)))
+    run_task_timed(host, loop_task("empty"), _variables(bench, empty_user, port, _fresh_out(out)))
     with counting() as sent:
-        _run(host, loop_task("empty"), _variables(bench, empty_user, port, out))
+        run_task_timed(host, loop_task("empty"), _variables(bench, empty_user, port, out))
     constant = _commands(sent)
     figures = []
     for form in ("move", "flags", "download"):
         user = boxes.fresh(count)
         with counting() as sent:
-            _run(host, loop_task(form), _variables(bench, user, port, _fresh_out(out)))
+            run_task_timed(host, loop_task(form), _variables(bench, user, port, _fresh_out(out)))
         total = _commands(sent)
         per_message = (total - constant) / count
         figures.append(
@@ -252,16 +241,15 @@ def _latency_figures(
         log(f"through the 20 ms relay: loops over {count} messages")
         # untimed: imports, TLS, the proxy's first connections
         warm = boxes.fresh(2)
-        _run(host, loop_task("flags"), _variables(bench, warm, port, _fresh_out(out)))
+        run_task_timed(host, loop_task("flags"), _variables(bench, warm, port, _fresh_out(out)))
         raw_one_by_one(bench, boxes.fresh(2), port, "flags", out)
         loop_times: dict[str, float] = {}
         for form in ("move", "flags", "download"):
             plugin_runs, base_runs = [], []
             for _ in range(max(1, size["repeat"] // 2)):
                 user = boxes.fresh(count)
-                plugin_runs.append(
-                    _run(host, loop_task(form), _variables(bench, user, port, _fresh_out(out)))
-                )
+                variables = _variables(bench, user, port, _fresh_out(out))
+                plugin_runs.append(run_task_timed(host, loop_task(form), variables))
                 user = boxes.fresh(count)
                 base_runs.append(raw_one_by_one(bench, user, port, form, _fresh_out(out)))
             plugin, base = statistics.median(plugin_runs), statistics.median(base_runs)
@@ -285,7 +273,8 @@ def _latency_figures(
             plugin_runs, base_runs = [], []
             for _ in range(max(2, size["repeat"])):
                 user = boxes.fresh(count)
-                plugin_runs.append(_run(host, bulk_task(form), _variables(bench, user, port, out)))
+                variables = _variables(bench, user, port, out)
+                plugin_runs.append(run_task_timed(host, bulk_task(form), variables))
                 user = boxes.fresh(count)
                 base_runs.append(raw_bulk(bench, user, port, form))
             plugin, base = statistics.median(plugin_runs), statistics.median(base_runs)
@@ -316,7 +305,7 @@ def _latency_figures(
 
 def download_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
     count = size["download"]
-    host = _host()
+    host = load_host()
     log(f"seeding {count} messages of 100 KB for the download loop")
     boxes = Mailboxes(bench, big_message)
     user = boxes.fresh(count)
@@ -324,12 +313,12 @@ def download_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
     out = bench.work / "downloads"
     variables = _variables(bench, user, port, out)
     # untimed round of each (Dovecot reads the files, the page cache warms)
-    _run(host, loop_task("download"), {**variables, "Out": str(_fresh_out(out))})
+    run_task_timed(host, loop_task("download"), {**variables, "Out": str(_fresh_out(out))})
     raw_one_by_one(bench, user, port, "download", _fresh_out(out))
     plugin_runs, base_runs = [], []
     for _ in range(max(1, size["repeat"] // 2)):
         plugin_runs.append(
-            _run(host, loop_task("download"), {**variables, "Out": str(_fresh_out(out))})
+            run_task_timed(host, loop_task("download"), {**variables, "Out": str(_fresh_out(out))})
         )
         if len(list(out.iterdir())) != count:
             raise RuntimeError("the download loop did not write every message")

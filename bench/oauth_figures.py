@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from bench.common import Bench, Figure
+from bench.common import Bench, Figure, run_task_timed
 
 RECORD = "Bench OAuth"
 
@@ -45,14 +45,6 @@ def _login_task(count: int, auth: str) -> str:
     }
     return yaml.safe_dump(task, sort_keys=False)
 
-
-def _run(host: Any, text: str, variables: dict[str, Any]) -> float:
-    start = time.perf_counter()
-    result = host.run_text(text, variables)
-    took = time.perf_counter() - start
-    if not result.ok:
-        raise RuntimeError(f"login task failed: {result.error}")
-    return took
 
 
 def _raw_login(bench: Bench, user: tuple[str, str], token: str | None) -> None:
@@ -88,7 +80,7 @@ def oauth_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
     log(f"{count} OAuth logins in one process")
     before = len(provider.token_requests)
     started = time.time()
-    took = _run(host, _login_task(count, "oauth"), variables)
+    took = run_task_timed(host, _login_task(count, "oauth"), variables)
     requests = len(provider.token_requests) - before
     lifetimes = max(1, math.ceil((time.time() - started) / lifetime))
     token_figure = Figure(
@@ -113,8 +105,8 @@ def oauth_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
     kinds = ("oauth", "password", "raw_oauth", "raw_password")
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     for _ in range(size["repeat"]):
-        times["oauth"].append(_run(host, oauth_text, variables) / logins)
-        times["password"].append(_run(host, password_text, variables) / logins)
+        times["oauth"].append(run_task_timed(host, oauth_text, variables) / logins)
+        times["password"].append(run_task_timed(host, password_text, variables) / logins)
         times["raw_oauth"].append(_raw_s(lambda: _raw_login(bench, user, token), logins))
         times["raw_password"].append(_raw_s(lambda: _raw_login(bench, user, None), logins))
     ms = {k: statistics.median(v) * 1000 for k, v in times.items()}

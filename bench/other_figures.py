@@ -23,23 +23,8 @@ from typing import Any
 
 import yaml
 
-from bench.common import Bench, Figure, header_message
+from bench.common import Bench, Figure, header_message, load_host, run_task_timed
 from bench.probes import header_facts
-
-
-def _host() -> Any:
-    from hostsim.host import Host
-
-    return Host.load()
-
-
-def _timed_run(host: Any, text: str, variables: dict[str, Any]) -> float:
-    start = time.perf_counter()
-    result = host.run_text(text, variables)
-    took = time.perf_counter() - start
-    if not result.ok:
-        raise RuntimeError(f"task failed: {result.error}")
-    return took
 
 
 def _interleaved(repeat: int, plugin: Any, baseline: Any) -> tuple[float, float]:
@@ -85,7 +70,7 @@ def pop3_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
     user = bench.new_user("pop3")
     log(f"seeding {count} messages for the POP3 loop")
     bench.sandbox.seed(user[0], [header_message(n) for n in range(count)])
-    host = _host()
+    host = load_host()
     variables = {
         "Server": bench.sandbox.host,
         "Port": bench.sandbox.ports["pop3s"],
@@ -108,7 +93,7 @@ def pop3_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
             raise RuntimeError(f"POP3 baseline saw {total} messages, not {count}")
 
     plugin, base = _interleaved(
-        size["repeat"], lambda: _timed_run(host, POP3_TASK, variables), _timer(baseline)
+        size["repeat"], lambda: run_task_timed(host, POP3_TASK, variables), _timer(baseline)
     )
     return Figure(
         key="pop3_loop",
@@ -156,7 +141,7 @@ def _smtp_task(count: int) -> str:
 def smtp_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
     count = size["smtp"]
     user = bench.new_user("smtp")
-    host = _host()
+    host = load_host()
     variables = {
         "Server": bench.sandbox.host,
         "Port": bench.sandbox.ports["submission"],
@@ -185,7 +170,7 @@ def smtp_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
 
     log(f"{count} SMTP Send Email actions vs {count} smtplib sends")
     plugin, base = _interleaved(
-        size["repeat"], lambda: _timed_run(host, text, variables), _timer(baseline)
+        size["repeat"], lambda: run_task_timed(host, text, variables), _timer(baseline)
     )
     return Figure(
         key="smtp_send",
@@ -271,7 +256,7 @@ def parse_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
         path.write_bytes(corpus_message(n, rng))
         paths.append(str(path))
     log(f"Parse Email over {count} files")
-    host = _host()
+    host = load_host()
     text = yaml.safe_dump(
         {
             "name": "bench-parse",
@@ -298,7 +283,7 @@ def parse_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
             stdlib_facts(Path(p).read_bytes())
 
     plugin, base = _interleaved(
-        size["repeat"], lambda: _timed_run(host, text, {}), _timer(baseline)
+        size["repeat"], lambda: run_task_timed(host, text, {}), _timer(baseline)
     )
     bare = statistics.median(_timer(parse_only)() for _ in range(size["repeat"]))
     return Figure(
