@@ -110,7 +110,7 @@ def verdict_line(f: Figure) -> str | None:
 
 def load_host() -> Any:
     """hostsim's host, loaded as `hostsim run` loads it (its plugins from entry points)."""
-    from hostsim.host import Host
+    from hostsim.runtime.host import Host
 
     return Host.load()
 
@@ -289,8 +289,8 @@ class Bench:
         self.sandbox: Any = None
 
     def start(self) -> Bench:
-        from hostsim.fakeprovider import FakeProvider
-        from hostsim.sandbox import Sandbox
+        from hostsim.devservers.fakeprovider import FakeProvider
+        from hostsim.devservers.sandbox import Sandbox
 
         wanted = {
             "ROBOMAIL_HOME": str(self.work / "robomail"),

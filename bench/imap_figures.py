@@ -128,7 +128,7 @@ def _library_share(bench: Bench, user: tuple[str, str], count: int) -> tuple[flo
 
     from imapclient import IMAPClient
 
-    from robomail_plugin.mail.imap_fetch import FETCH_BATCH, HEADER_ITEM
+    from robomail_plugin.imap.fetch import FETCH_BATCH, HEADER_ITEM
 
     ctx = ssl.create_default_context(cafile=str(bench.sandbox.ca_file))
     client = IMAPClient(bench.sandbox.host, port=bench.sandbox.ports["imaps"], ssl_context=ctx)
@@ -157,7 +157,7 @@ def _in_process(task: Any) -> float:
     import io
     import time
 
-    from hostsim.host import Host
+    from hostsim.runtime.host import Host
 
     host = Host.load()
     host.run_file(task, out=io.StringIO())

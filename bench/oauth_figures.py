@@ -60,7 +60,7 @@ def _raw_login(bench: Bench, user: tuple[str, str], token: str | None) -> None:
 
 
 def oauth_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
-    from hostsim.host import Host
+    from hostsim.runtime.host import Host
 
     user = bench.new_user("oauth")
     bench.oauth_record(user[0], RECORD)

@@ -105,7 +105,7 @@ def vm_hwm_mb() -> float:
 
 def memory(config: dict[str, Any]) -> dict[str, Any]:
     """Loads the host, warms it up on a tiny folder (imports, TLS), then loops with bodies."""
-    from hostsim.host import Host
+    from hostsim.runtime.host import Host
 
     host = Host.load()
     variables = {

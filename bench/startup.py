@@ -54,7 +54,7 @@ def run_figure(bench: Bench, size: dict[str, int], log: Any) -> Figure:
     log(f"`hostsim run` start-up: {runs} runs each")
     task = bench.private_file("one-step.yaml", RUN_TASK)
     hostsim = [HOSTSIM, "run", str(task)]
-    load_only = [PYTHON, "-c", "from hostsim.host import Host; Host.load()"]
+    load_only = [PYTHON, "-c", "from hostsim.runtime.host import Host; Host.load()"]
     commands = {"run": hostsim, "base": RUN_BASELINE, "floor": FLOOR, "load": load_only}
     for cmd in commands.values():  # warm the page cache and the byte-code cache
         run_timed(cmd)

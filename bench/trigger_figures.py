@@ -175,9 +175,9 @@ def raw_idle_probe(config_path: str) -> None:
 
 
 def latency_figures(bench: Bench, size: dict[str, int], log: Any) -> list[Figure]:
-    from hostsim.host import Host
-    from hostsim.task import load_task_text
-    from hostsim.watch import Watch
+    from hostsim.runtime.host import Host
+    from hostsim.runtime.task import load_task_text
+    from hostsim.runtime.watch import Watch
 
     sizes = _sizes(size)
     count, lanes = sizes["latency"], sizes["lanes"]

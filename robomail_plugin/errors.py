@@ -13,6 +13,7 @@ class RobomailError(ActionFailed):
     """Base of every robomail error."""
 
     default_code = "robomail_error"
+    meaning = "robomail could not do what the step asks"
 
     def __init__(self, message: str, *, code: str | None = None, server_reply: str | None = None):
         super().__init__(message, code=code or self.default_code, server_reply=server_reply)
@@ -25,48 +26,56 @@ class RecordInvalid(RobomailError):
     """A record's fields are missing or malformed (raised before anything is stored)."""
 
     default_code = "record_invalid"
+    meaning = "a record's fields are missing or malformed"
 
 
 class RecordNotFound(RobomailError):
     """No OAuth record has the given Record Name."""
 
     default_code = "record_not_found"
+    meaning = "no OAuth record has that Record Name"
 
 
 class RecordExists(RobomailError):
     """A record with that Record Name exists already (names are unique)."""
 
     default_code = "record_exists"
+    meaning = "a record with that Record Name exists already"
 
 
 class StoreError(RobomailError):
     """The store cannot be read or written: a wrong key, a tampered value, a damaged file."""
 
     default_code = "store_error"
+    meaning = "the credential store cannot be read or written (key, file or database)"
 
 
 class ImportFileInvalid(RobomailError):
     """An export file is malformed, of an unknown version, or its passphrase is wrong."""
 
     default_code = "import_invalid"
+    meaning = "the export file is malformed, of an unknown version, or its passphrase is wrong"
 
 
 class AuthorizationFailed(RobomailError):
     """Get Refresh Token did not complete (denied, wrong state, timeout, bad redirect)."""
 
     default_code = "authorization_failed"
+    meaning = "Get Refresh Token did not complete"
 
 
 class TokenError(RobomailError):
     """The token endpoint refused; the user must act (``invalid_grant``, ``invalid_client``...)."""
 
     default_code = "token_refused"
+    meaning = "the provider refused the refresh token"
 
 
 class TokenTemporaryError(RobomailError):
     """The token endpoint is unreachable or failing (429, 5xx, network) after retries."""
 
     default_code = "token_temporary"
+    meaning = "the token endpoint is unreachable"
 
 
 # --- mail --------------------------------------------------------------------------------------
@@ -76,57 +85,67 @@ class ConnectFailed(RobomailError):
     """The server cannot be reached, TLS failed, or STARTTLS was required and not offered."""
 
     default_code = "connect_failed"
+    meaning = "the server cannot be reached or TLS failed"
 
 
 class LoginFailed(RobomailError):
     """The server rejected the user name and password, or the OAuth token."""
 
     default_code = "login_failed"
+    meaning = "user name/password or OAuth token rejected"
 
 
 class LoginTemporaryFailure(RobomailError):
     """The server could not check the login now (its token check is down): try again later."""
 
     default_code = "login_temporary"
+    meaning = "the server could not check the login now; try again later"
 
 
 class MailProtocolError(RobomailError):
     """The server refused a command (the literal reply is in ``server_reply``)."""
 
     default_code = "server_error"
+    meaning = "the server refused a command (reply attached)"
 
 
 class MessageNotFound(RobomailError):
     """No message has that UID or number."""
 
     default_code = "message_not_found"
+    meaning = "no message has that UID or number"
 
 
 class InvalidParameter(RobomailError):
     """A parameter value is wrong in a way only the action can tell."""
 
     default_code = "invalid_parameter"
+    meaning = "a parameter value is wrong"
 
 
 class FileError(RobomailError):
     """A file could not be read or written (missing attachment, existing target, bad folder)."""
 
     default_code = "file_error"
+    meaning = "a file could not be read or written"
 
 
 class ParseError(RobomailError):
     """A message could not be parsed at all."""
 
     default_code = "parse_error"
+    meaning = "the message is empty or unparsable"
 
 
 class SendFailed(RobomailError):
     """SMTP refused the message or every recipient."""
 
     default_code = "send_failed"
+    meaning = "the server refused the sender, the message or every recipient"
 
 
 class FolderNotFound(RobomailError):
     """An IMAP folder does not exist (and create_if_missing was not set)."""
 
     default_code = "folder_not_found"
+    meaning = "the IMAP folder does not exist"

@@ -30,26 +30,25 @@ class RobomailPlugin:
     @hookimpl
     def robomail_register_actions(self) -> list[ActionSpec]:
         # declarations only: each action imports its implementation when it first runs
-        from robomail_plugin.mail import (
-            check_actions,
-            imap_actions,
-            parse_actions,
-            pop3_actions,
-            smtp_actions,
-        )
+        from robomail_plugin.check import actions as check_actions
+        from robomail_plugin.imap import actions as imap_actions
+        from robomail_plugin.parse import actions as parse_actions
+        from robomail_plugin.pop3 import actions as pop3_actions
+        from robomail_plugin.smtp import actions as smtp_actions
 
-        return [
-            *imap_actions.action_specs(self.services),
-            *check_actions.action_specs(self.services),
-            *pop3_actions.action_specs(self.services),
-            *smtp_actions.action_specs(self.services),
-            *parse_actions.action_specs(self.services),
-        ]
+        modules = (imap_actions, check_actions, pop3_actions, smtp_actions, parse_actions)
+        specs: list[ActionSpec] = []
+        for module in modules:  # TRANSITION: every module will have ACTIONS
+            if hasattr(module, "ACTIONS"):
+                specs += [action.spec(self.services) for action in module.ACTIONS]
+            else:
+                specs += module.action_specs(self.services)
+        return specs
 
     @hookimpl
     def robomail_register_triggers(self) -> list[TriggerSpec]:
         # declarations only: a trigger imports its implementation when it first runs
-        from robomail_plugin.mail import trigger_actions
+        from robomail_plugin.trigger import actions as trigger_actions
 
         return trigger_actions.trigger_specs(self.services)
 

@@ -428,12 +428,49 @@ class ActionFailed(Exception):
     secret.
     """
 
+    default_code = "action_failed"
+    meaning = "the action failed"  # what the code means, as ActionSpec.errors lists it
+
     def __init__(
-        self, message: str, *, code: str = "action_failed", server_reply: str | None = None
+        self, message: str, *, code: str | None = None, server_reply: str | None = None
     ):
         super().__init__(message)
-        self.code = code
+        self.code = code or self.default_code
         self.server_reply = server_reply
+
+    @classmethod
+    def error_code(cls) -> ErrorCode:
+        """This error's entry in ``ActionSpec.errors``."""
+        return ErrorCode(code=cls.default_code, meaning=cls.meaning)
+
+    @classmethod
+    def because(cls, meaning: str) -> ErrorCode:
+        """This error's entry with an action's own wording of when it happens."""
+        return ErrorCode(code=cls.default_code, meaning=meaning)
+
+
+# --- the errors a host raises itself (ActionContext's connection registry) ---------------------
+
+
+class ConnectionNotOpen(ActionFailed):
+    """No connection of that name is open (``ActionContext.connection``)."""
+
+    default_code = "connection_not_open"
+    meaning = "no connection has that name"
+
+
+class WrongConnectionKind(ActionFailed):
+    """The connection of that name is of another kind (IMAP given to a POP3 action)."""
+
+    default_code = "wrong_connection_kind"
+    meaning = "the connection is of another protocol"
+
+
+class ConnectionInUse(ActionFailed):
+    """A connection of that name is open already (``ActionContext.open_connection``)."""
+
+    default_code = "connection_in_use"
+    meaning = "a connection with that name is open"
 
 
 @runtime_checkable

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["hostsim.testing", "mail_fixtures", "pg_support"]
+pytest_plugins = ["hostsim.devservers.testing", "mail_fixtures", "pg_support"]
 
 
 @pytest.fixture(autouse=True)
@@ -31,7 +31,7 @@ def fake_browser(monkeypatch, tmp_path):
     import webbrowser
 
     log = tmp_path / "browser.log"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.devservers.fakebrowser %s")
     monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
     monkeypatch.setattr(webbrowser, "_tryorder", None)
     monkeypatch.setattr(webbrowser, "_browsers", {})
@@ -41,7 +41,7 @@ def fake_browser(monkeypatch, tmp_path):
 @pytest.fixture
 def host(robomail_home):
     """A host loaded through the real entry points, with this test's own data folders."""
-    from hostsim.host import Host
+    from hostsim.runtime.host import Host
 
     return Host.load()
 

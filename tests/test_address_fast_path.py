@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from robomail_plugin.mail import message_info
-from robomail_plugin.mail.message_info import _SIMPLE_ADDRESS_RE, addresses
+from robomail_plugin.message import info as message_info
+from robomail_plugin.message.info import _SIMPLE_ADDRESS_RE, addresses
 
 ATEXT = string.ascii_letters + string.digits + "!#$%&'*+-/=?^_`{|}~"
 # every character that can appear in a From header's simple forms, and the ones that must not

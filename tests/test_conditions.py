@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from robomail_plugin.errors import InvalidParameter
-from robomail_plugin.mail.conditions import parse_conditions, parse_date, parse_size
+from robomail_plugin.message.conditions import parse_conditions, parse_date, parse_size
 
 INFO = {
     "from": "Zoë Q. <Zoe@Example.test>", "to": "bob@example.test, Carol <carol@example.test>",

@@ -9,8 +9,8 @@ from mail_fixtures import imap_params
 
 from robomail_plugin import errors
 from robomail_plugin.credentials.tokens import AccessToken
-from robomail_plugin.mail.connect import ConnectionSettings, open_imap, open_pop3, open_smtp
-from robomail_plugin.mail.params import connection_params
+from robomail_plugin.shared_params import connection_params
+from robomail_plugin.transport.connect import ConnectionSettings, open_imap, open_pop3, open_smtp
 
 PORT_KEYS = {
     ("imap", "ssl"): "imaps",

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from robomail_plugin.mail import sasl
+from robomail_plugin.transport import sasl
 
 
 def test_xoauth2_response_format():

@@ -12,17 +12,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hostsim.cli import main
-from hostsim.host import Host
-from hostsim.manifest import (
+from hostsim.cli.main import main
+from hostsim.cli.manifest import (
     MANIFEST_PATH,
     REFERENCE_PATH,
     build_manifest,
     check_manifest,
     check_reference,
 )
-from hostsim.plugins import make_plugin_manager
-from hostsim.registry import RegistrationError, Registry
+from hostsim.runtime.host import Host
+from hostsim.runtime.plugins import make_plugin_manager
+from hostsim.runtime.registry import RegistrationError, Registry
 from robomail_plugin import hookspecs
 from robomail_plugin.hookspecs import hookimpl
 from robomail_plugin.schema import ActionSpec, Param, ParamType
@@ -296,7 +296,7 @@ def test_hook_robomail_credential_store_replaces_the_embedded_store(robomail_hom
                            authorization_endpoint="https://auth.example.com/a",
                            token_endpoint="https://auth.example.com/t", scope="mail"))
     editor = host.registry.editors["oauth"]
-    from hostsim.commands import CommandContext
+    from hostsim.cli.commands import CommandContext
 
     result = editor.command("list").run(CommandContext(interactive=False), {})
     assert "Fleet" in result.message

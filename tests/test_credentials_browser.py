@@ -13,7 +13,7 @@ import pytest
 import requests
 from credentials_support import fast_endpoint, make_record
 
-from hostsim.fakebrowser import FakeBrowserError, follow
+from hostsim.devservers.fakebrowser import FakeBrowserError, follow
 from robomail_plugin.credentials import browser
 from robomail_plugin.credentials.browser import SUCCESS_TEXT
 from robomail_plugin.errors import AuthorizationFailed
@@ -86,7 +86,7 @@ def test_the_system_browser_is_opened_through_webbrowser_and_browser_env(
     fake_provider, record, monkeypatch, tmp_path
 ):
     log = tmp_path / "browser.log"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.devservers.fakebrowser %s")
     monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
     monkeypatch.setattr(webbrowser, "_tryorder", None)  # re-read BROWSER
     monkeypatch.setattr(webbrowser, "_browsers", {})

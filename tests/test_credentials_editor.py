@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from credentials_support import CANARY, Ctx
 
-from hostsim.cli import main
-from hostsim.host import Host
+from hostsim.cli.main import main
+from hostsim.runtime.host import Host
 from robomail_plugin.credentials.browser import SUCCESS_TEXT
 from robomail_plugin.credentials.editor_spec import RECORD_TYPE
 from robomail_plugin.credentials.presets import GOOGLE, MICROSOFT

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from credentials_support import CANARY, Ctx
 
-from hostsim.cli import main
-from hostsim.host import Host
+from hostsim.cli.main import main
+from hostsim.runtime.host import Host
 from robomail_plugin.credentials.crypto import encode_key, new_key
 from robomail_plugin.credentials.editor_spec import RECORD_TYPE
 from robomail_plugin.credentials.records import OAuthRecord

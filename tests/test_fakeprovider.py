@@ -18,8 +18,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 import requests
 
-from hostsim.fakebrowser import FakeBrowserError, follow
-from hostsim.fakeprovider import FakeProvider
+from hostsim.devservers.fakebrowser import FakeBrowserError, follow
+from hostsim.devservers.fakeprovider import FakeProvider
 
 REDIRECT = "http://127.0.0.1:53682/callback"
 
@@ -403,7 +403,7 @@ def test_fakebrowser_as_BROWSER(
 ):
     redirect_uri, seen = listener
     log = tmp_path / "browser.log"
-    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.fakebrowser %s")
+    monkeypatch.setenv("BROWSER", f"{sys.executable} -m hostsim.devservers.fakebrowser %s")
     monkeypatch.setenv("FAKEBROWSER_LOG", str(log))
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parents[1]))
     monkeypatch.setattr(webbrowser, "_tryorder", None)  # re-read BROWSER

@@ -8,8 +8,8 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from hostsim.cli import main
-from hostsim.task import TaskError, load_task_text
+from hostsim.cli.main import main
+from hostsim.runtime.task import TaskError, load_task_text
 
 
 def cli(*args: str) -> tuple[int, str]:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from hostsim.cli import main
-from hostsim.manifest import MANIFEST_PATH, REFERENCE_PATH
+from hostsim.cli.main import main
+from hostsim.cli.manifest import MANIFEST_PATH, REFERENCE_PATH
 from robomail_plugin.hookspecs import ENTRY_POINT_GROUP
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +126,7 @@ def hostsim(site: Path, *args: str, cwd: Path | None = None, **env: str):
         **env,
     }
     return subprocess.run(
-        [sys.executable, "-m", "hostsim.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "hostsim.cli.main", *args], capture_output=True, text=True,
         timeout=120, env=full, cwd=cwd, stdin=subprocess.DEVNULL, check=False,
     )
 
@@ -309,14 +309,14 @@ def test_the_plugin_needs_only_its_run_time_libraries():
     assert _names(extras["sandbox"]) == {"robomail", "pytest-httpserver", "aiosmtpd"}
     assert any("sandbox" in r and r.startswith("robomail[") for r in extras["test"])
     assert any(r.startswith("robomail[test") for r in extras["dev"])
-    assert project["scripts"]["hostsim"] == "hostsim.console:main"
+    assert project["scripts"]["hostsim"] == "hostsim.cli.console:main"
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "pip install robomail" in readme and "'robomail[host]'" in readme
     assert "'robomail[sandbox]'" in readme
 
 
 def test_hostsim_without_click_says_which_extra_to_install():
-    code = "import sys; sys.modules['click'] = None\nfrom hostsim.console import main\nmain()"
+    code = "import sys; sys.modules['click'] = None\nfrom hostsim.cli.console import main\nmain()"
     run = subprocess.run([sys.executable, "-c", code, "actions"], capture_output=True, text=True,
                          timeout=60, check=False)
     assert run.returncode == 1
@@ -327,7 +327,7 @@ def test_hostsim_without_click_says_which_extra_to_install():
 
 
 def test_the_console_script_runs_hostsim():
-    code = "import sys\nfrom hostsim.console import main\nsys.argv = ['hostsim', 'plugins']\nmain()"
+    code = "import sys\nfrom hostsim.cli.console import main\nsys.argv = ['hostsim', 'plugins']\nmain()"
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=60, check=False)
     assert run.returncode == 0, run.stderr

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from hostsim.commands import CommandContext
-from hostsim.host import Host
+from hostsim.cli.commands import CommandContext
+from hostsim.runtime.host import Host
 from robomail_plugin import host_kit
 from robomail_plugin.errors import RecordNotFound, StoreError
 from robomail_plugin.hookspecs import hookimpl
@@ -61,7 +61,7 @@ def hostsim(*args: str, site: Path | None = None, env: dict[str, str] | None = N
         full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(site),
                                                               full_env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "hostsim.cli", *args], capture_output=True, text=True,
+        [sys.executable, "-m", "hostsim.cli.main", *args], capture_output=True, text=True,
         env=full_env, timeout=120,
     )
 

@@ -16,8 +16,8 @@ import textwrap
 
 import pytest
 
-from hostsim import entry_points
-from hostsim.plugins import make_plugin_manager
+from hostsim.runtime import entry_points
+from hostsim.runtime.plugins import make_plugin_manager
 from robomail_plugin.hookspecs import ENTRY_POINT_GROUP
 
 PLUGIN_MODULE = """
@@ -152,7 +152,7 @@ def test_a_warm_start_does_not_import_importlib_metadata(tmp_path):
     probe = textwrap.dedent(
         """
         import json, sys
-        from hostsim.host import Host
+        from hostsim.runtime.host import Host
         host = Host.load()
         print(json.dumps({"metadata": "importlib.metadata" in sys.modules,
                           "actions": len(host.registry.actions)}))

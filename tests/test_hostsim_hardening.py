@@ -13,9 +13,9 @@ import time
 import pytest
 from click.testing import CliRunner
 
-from hostsim.cli import main
-from hostsim.host import Host
-from hostsim.task import TaskError, load_task_file, load_task_text
+from hostsim.cli.main import main
+from hostsim.runtime.host import Host
+from hostsim.runtime.task import TaskError, load_task_file, load_task_text
 from robomail_plugin.hookspecs import hookimpl
 from robomail_plugin.schema import ActionFailed, ActionSpec, Param
 

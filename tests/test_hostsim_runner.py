@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from hostsim.host import Host
-from hostsim.runner import StepLog
-from hostsim.task import TaskError, load_task_text
+from hostsim.runtime.host import Host
+from hostsim.runtime.runner import StepLog
+from hostsim.runtime.task import TaskError, load_task_text
 from robomail_plugin.hookspecs import hookimpl
 from robomail_plugin.schema import ActionFailed, ActionSpec, Param, ParamType
 
@@ -340,7 +340,7 @@ steps:
 def test_vars_out_masks_secrets(thost, tmp_path):
     from click.testing import CliRunner
 
-    from hostsim.cli import main
+    from hostsim.cli.main import main
 
     task = tmp_path / "t.yaml"
     task.write_text("""
@@ -413,8 +413,8 @@ def test_typed_value_from_a_variable_is_checked_at_run_time(thost):
 
 def test_task_state_survives_runs(thost):
     """only_new and skip_seen build on this: state saved by one run is read by the next."""
-    from hostsim.runner import RunContext
-    from hostsim.variables import Masker, Variables
+    from hostsim.runtime.runner import RunContext
+    from hostsim.runtime.variables import Masker, Variables
 
     def make(task_name):
         return RunContext(

@@ -175,7 +175,7 @@ def test_uids_after_a_move(host, sandbox, mail_user):
 
 def test_move_without_the_move_extension(host, sandbox, mail_user, monkeypatch):
     """COPY + \\Deleted + UID EXPUNGE, when the server does not offer MOVE."""
-    from robomail_plugin.mail.imap_session import ImapSession
+    from robomail_plugin.imap.session import ImapSession
 
     real_has = ImapSession.has
     monkeypatch.setattr(ImapSession, "has", lambda self, cap: cap != "MOVE" and real_has(self, cap))

@@ -12,8 +12,8 @@ import pytest
 from imap_helpers import client, flags_by_subject, log, logged, open_step, run, run_ok, step
 from mail_fixtures import make_message
 
-from robomail_plugin.mail.conditions import parse_conditions
-from robomail_plugin.mail.imap_search import plan_search
+from robomail_plugin.imap.search import plan_search
+from robomail_plugin.message.conditions import parse_conditions
 
 UTC = dt.UTC
 

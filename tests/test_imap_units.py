@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from robomail_plugin import errors
-from robomail_plugin.mail.imap import parse_copyuid, parse_flags
-from robomail_plugin.mail.imap_search import messages_keys, parse_uids
-from robomail_plugin.mail.imap_session import server_reply
+from robomail_plugin.imap.commands import parse_copyuid, parse_flags
+from robomail_plugin.imap.search import messages_keys, parse_uids
+from robomail_plugin.imap.session import server_reply
 
 
 @pytest.mark.parametrize(

@@ -27,8 +27,9 @@ from imap_helpers import (
 )
 from mail_fixtures import make_message
 
-from robomail_plugin.mail import imap_session, message_info
-from robomail_plugin.mail.imap_session import ImapSession, uid_sets
+from robomail_plugin.imap import session as imap_session
+from robomail_plugin.imap.session import ImapSession, uid_sets
+from robomail_plugin.message import info as message_info
 
 N = 24  # messages per loop: enough to tell "per message" from "a constant"
 
@@ -452,8 +453,8 @@ def test_a_folder_deleted_meanwhile_is_asked_for_again(sandbox, mail_user, monke
     from mail_fixtures import imap_params
 
     from robomail_plugin import errors
-    from robomail_plugin.mail.connect import ConnectionSettings
-    from robomail_plugin.mail.imap import _move_set
+    from robomail_plugin.imap.commands import _move_set
+    from robomail_plugin.transport.connect import ConnectionSettings
 
     sandbox.deliver(mail_user.username, make_message("hello"))
     with client(sandbox, mail_user) as c:
@@ -492,8 +493,8 @@ def _count_parses(monkeypatch) -> dict[str, int]:
             counts["headers" if headers_only else "whole"] += 1
         return real(data, headers_only=headers_only)
 
-    for module in ("message_info", "imap", "imap_fetch", "files", "pop3"):
-        target = f"robomail_plugin.mail.{module}"
+    for module in ("message.info", "imap.commands", "imap.fetch", "message.files", "pop3.commands"):
+        target = f"robomail_plugin.{module}"
         mod = __import__(target, fromlist=["x"])
         if hasattr(mod, "parse_message"):
             monkeypatch.setattr(mod, "parse_message", parse)
@@ -505,7 +506,7 @@ def _count_parses(monkeypatch) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def mailutils_server():
-    from hostsim.mailutils import MailutilsServer
+    from hostsim.devservers.mailutils import MailutilsServer
 
     server = MailutilsServer()
     server.start()

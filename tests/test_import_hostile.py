@@ -29,7 +29,7 @@ def _cap_memory() -> None:
 
 def oauth(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "hostsim.cli", "oauth", *args],
+        [sys.executable, "-m", "hostsim.cli.main", "oauth", *args],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,

@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from corpus.mailtest import add_oauth_record, new_user, pop3_params, run
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 from robomail_plugin.hookspecs import hookimpl
 from robomail_plugin.schema import ActionSpec, Param, ParamType
 

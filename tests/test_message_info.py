@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from corpus import CORPUS, simple
 
-from robomail_plugin.mail.message_info import (
+from robomail_plugin.message.info import (
     decode_header_value,
     html_to_text,
     message_info,

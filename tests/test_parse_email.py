@@ -8,8 +8,8 @@ import pytest
 from corpus import CORPUS, HOSTILE_COUNT
 from corpus.mailtest import run, var
 
-from hostsim.host import Host
-from robomail_plugin.mail.parse import parse_email
+from hostsim.runtime.host import Host
+from robomail_plugin.parse.commands import parse_email
 
 
 @pytest.fixture

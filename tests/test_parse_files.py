@@ -7,7 +7,7 @@ import os
 import pytest
 
 from robomail_plugin.errors import FileError, InvalidParameter
-from robomail_plugin.mail.files import (
+from robomail_plugin.message.files import (
     format_file_name,
     safe_filename,
     save_message,

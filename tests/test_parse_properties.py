@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from robomail_plugin.errors import ParseError
-from robomail_plugin.mail.parse import parse_email
+from robomail_plugin.parse.commands import parse_email
 
 SEEDS = list(CORPUS.values())
 

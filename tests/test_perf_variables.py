@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 
-from hostsim import variables as variables_module
-from hostsim.variables import Variables
+from hostsim.runtime import variables as variables_module
+from hostsim.runtime.variables import Variables
 
 
 def _count_json_calls(monkeypatch) -> dict[str, list[str]]:

@@ -34,14 +34,14 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from hostsim.cli import main
-from hostsim.fakeprovider import GOOGLE_EXPIRED, FakeProvider
-from hostsim.sandbox import Sandbox
+from hostsim.cli.main import main
+from hostsim.devservers.fakeprovider import GOOGLE_EXPIRED, FakeProvider
+from hostsim.devservers.sandbox import Sandbox
 from robomail_plugin import errors
 from robomail_plugin.credentials import presets
 from robomail_plugin.credentials.presets import GOOGLE, MICROSOFT
-from robomail_plugin.mail.connect import ConnectionSettings, open_imap, open_pop3, open_smtp
 from robomail_plugin.services import Services
+from robomail_plugin.transport.connect import ConnectionSettings, open_imap, open_pop3, open_smtp
 
 SECRETS: list[str] = []
 USER = "alice@example.test"

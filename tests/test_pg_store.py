@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from credentials_support import CANARY, make_record, rec, token_service
 from pg_support import refresh_worker, rotating_worker
 
-from hostsim.cli import main
+from hostsim.cli.main import main
 from robomail_plugin.credentials.crypto import encode_key, new_key
 from robomail_plugin.credentials.pg_private import free_port
 from robomail_plugin.credentials.pg_store import PostgresCredentialStore
@@ -464,7 +464,7 @@ def test_a_down_database_at_start_is_a_clear_error_from_the_cli(pg_server, robom
     env = {**os.environ, "ROBOMAIL_STORE": url}
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-c", "from hostsim.cli import main; main()", "oauth", "list"],
+        [sys.executable, "-c", "from hostsim.cli.main import main; main()", "oauth", "list"],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=60,
     )
     assert time.monotonic() - started < 20

@@ -9,7 +9,7 @@ import pytest
 from corpus import hostile_names, simple
 from corpus.mailtest import add_oauth_record, append, new_user, pop3_params, run, var
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 from corpus import simple
 from corpus.mailtest import add_oauth_record, new_user, pop3_params, run, var
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 
 @pytest.fixture(scope="module")

@@ -20,9 +20,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from imap_helpers import open_step, run_ok, step
 
-from hostsim.host import Host
-from robomail_plugin.mail.message_info import address_list, decode_header_value
-from robomail_plugin.mail.parse import parse_email
+from hostsim.runtime.host import Host
+from robomail_plugin.message.info import address_list, decode_header_value
+from robomail_plugin.parse.commands import parse_email
 
 ZIP = b"PK\x05\x06" + b"\x00" * 18  # an empty zip archive
 NAME_8BIT = "Счёт_558.zip"
@@ -342,7 +342,7 @@ CONDITION_CASES = [
 
 
 def test_conditions_use_the_address_lists():
-    from robomail_plugin.mail.conditions import parse_conditions
+    from robomail_plugin.message.conditions import parse_conditions
 
     info = parse_email(comma_message())
     results = [parse_conditions([{"field": f, "op": op, "value": v}]).matches(info)
@@ -436,7 +436,7 @@ LOGIN_REPLIES = [
 
 
 def test_imap_login_replies_lose_their_python_wrappers():
-    from robomail_plugin.mail.connect import _clean_imap_reply
+    from robomail_plugin.transport.connect import _clean_imap_reply
 
     cleaned = [_clean_imap_reply(message) for message, _expected in LOGIN_REPLIES]
     assert cleaned == [expected for _message, expected in LOGIN_REPLIES]
@@ -444,7 +444,7 @@ def test_imap_login_replies_lose_their_python_wrappers():
 
 def test_dovecot_login_refusal_reads_as_dovecot_wrote_it(sandbox, mail_user):
     from robomail_plugin import errors
-    from robomail_plugin.mail.connect import ConnectionSettings, open_imap
+    from robomail_plugin.transport.connect import ConnectionSettings, open_imap
 
     settings = ConnectionSettings.from_params("imap", {
         "server": sandbox.host, "port": sandbox.ports["imaps"], "security": "ssl",

@@ -13,7 +13,7 @@ import sys
 import textwrap
 import time
 
-from hostsim.core_actions import for_each
+from hostsim.runtime.core_actions import for_each
 from robomail_plugin.host_kit import BasicActionContext
 
 LOOP_TASK = textwrap.dedent("""
@@ -53,7 +53,7 @@ def test_a_loop_action_reports_its_total_to_the_hosts_context():
 def run_cli(tmp_path, text: str, *args: str, **kw):
     task = tmp_path / "task.yaml"
     task.write_text(text)
-    return subprocess.run([sys.executable, "-m", "hostsim.cli", "run", str(task), *args],
+    return subprocess.run([sys.executable, "-m", "hostsim.cli.main", "run", str(task), *args],
                           capture_output=True, text=True, timeout=120, **kw)
 
 
@@ -62,7 +62,7 @@ def test_progress_is_drawn_on_a_terminal_and_not_into_a_pipe(tmp_path):
     assert piped.returncode == 0 and "\r" not in piped.stderr + piped.stdout
     task = tmp_path / "task.yaml"
     main, child = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "hostsim.cli", "run", str(task)],
+    proc = subprocess.Popen([sys.executable, "-m", "hostsim.cli.main", "run", str(task)],
                             stdin=child, stdout=child, stderr=child)
     os.close(child)
     seen = b""
@@ -111,7 +111,7 @@ def test_ctrl_c_exits_130_says_where_and_writes_the_variables_so_far(tmp_path):
                     params: {{name: Last, value: '{{Outer}}-{{Inner}}'}}
     """))
     out = tmp_path / "vars.json"
-    proc = subprocess.Popen([sys.executable, "-m", "hostsim.cli", "run", str(task),
+    proc = subprocess.Popen([sys.executable, "-m", "hostsim.cli.main", "run", str(task),
                              "--vars-out", str(out)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     time.sleep(3)

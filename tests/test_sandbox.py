@@ -15,8 +15,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from hostsim import sandbox as sandbox_module
-from hostsim.sandbox import Sandbox, SandboxError, folder_dirname
+from hostsim.devservers import sandbox as sandbox_module
+from hostsim.devservers.sandbox import Sandbox, SandboxError, folder_dirname
 
 MECHS = ["XOAUTH2", "OAUTHBEARER"]
 

@@ -1,5 +1,5 @@
 """robomail's IMAP and POP3 actions against two server implementations: Dovecot (the sandbox)
-and GNU Mailutils (imap4d, pop3d; hostsim/mailutils.py), which lacks MOVE, UIDPLUS, keywords,
+and GNU Mailutils (imap4d, pop3d; hostsim/devservers/mailutils.py), which lacks MOVE, UIDPLUS, keywords,
 CONDSTORE and SPECIAL-USE, so the fallbacks meet a real server. docs/servers.md lists what each
 server offers and what robomail does without it.
 
@@ -27,7 +27,7 @@ from imap_helpers import log, logged, run, run_ok, step
 from imapclient import IMAPClient
 from mail_fixtures import MailUser, make_message
 
-from hostsim.mailutils import MailutilsServer
+from hostsim.devservers.mailutils import MailutilsServer
 
 pytestmark = pytest.mark.sandbox  # Dovecot or Mailutils: both are private servers on loopback
 
@@ -48,7 +48,7 @@ class Target:
     """One server under test and a fresh user with an empty mailbox on it."""
 
     name: str
-    server: Any  # hostsim.sandbox.Sandbox or hostsim.mailutils.MailutilsServer
+    server: Any  # hostsim.devservers.sandbox.Sandbox or hostsim.devservers.mailutils.MailutilsServer
     user: MailUser
 
     def seed(self, messages: list[bytes], folder: str = "INBOX") -> None:

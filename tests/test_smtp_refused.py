@@ -11,7 +11,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from corpus.mailtest import run
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 
 class Strict:

@@ -8,7 +8,7 @@ import pytest
 from corpus import simple
 from corpus.mailtest import add_oauth_record, new_user
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from corpus.mailtest import add_oauth_record, delivered, new_user, run, smtp_params, var
 
-from hostsim.host import Host
-from robomail_plugin.mail.message_info import message_info
+from hostsim.runtime.host import Host
+from robomail_plugin.message.info import message_info
 
 
 @pytest.fixture(scope="module")

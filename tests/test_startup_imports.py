@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 
+from robomail_plugin.declare import BoundRun
 from robomail_plugin.lazy import LazyRun
 from robomail_plugin.plugin import RobomailPlugin
 from robomail_plugin.services import Services
@@ -35,32 +36,32 @@ LAZY = (
 
 #: robomail's own modules that do the work: imported when an action or editor command first runs.
 IMPLEMENTATION = (
-    "robomail_plugin.mail.imap",
-    "robomail_plugin.mail.check",
-    "robomail_plugin.mail.pop3",
-    "robomail_plugin.mail.smtp",
-    "robomail_plugin.mail.parse",
-    "robomail_plugin.mail.connect",
-    "robomail_plugin.mail.sasl",
-    "robomail_plugin.mail.conditions",
-    "robomail_plugin.mail.files",
-    "robomail_plugin.mail.message_info",
-    "robomail_plugin.mail.html_text",
-    "robomail_plugin.mail.imap_fetch",
-    "robomail_plugin.mail.imap_search",
-    "robomail_plugin.mail.imap_session",
-    "robomail_plugin.mail.trigger_imap",
-    "robomail_plugin.mail.trigger_pop3",
-    "robomail_plugin.mail.trigger_state",
+    "robomail_plugin.imap.commands",
+    "robomail_plugin.check.commands",
+    "robomail_plugin.pop3.commands",
+    "robomail_plugin.smtp.commands",
+    "robomail_plugin.parse.commands",
+    "robomail_plugin.transport.connect",
+    "robomail_plugin.transport.sasl",
+    "robomail_plugin.message.conditions",
+    "robomail_plugin.message.files",
+    "robomail_plugin.message.info",
+    "robomail_plugin.message.html_text",
+    "robomail_plugin.imap.fetch",
+    "robomail_plugin.imap.search",
+    "robomail_plugin.imap.session",
+    "robomail_plugin.trigger.imap",
+    "robomail_plugin.trigger.pop3",
+    "robomail_plugin.trigger.state",
     "robomail_plugin.credentials.editor",
     "robomail_plugin.credentials.records",
 )
 
 PROBE = f"""
 import json, sys
-import hostsim.cli
-from hostsim.host import Host
-from hostsim.manifest import own_registrations
+import hostsim.cli.main
+from hostsim.runtime.host import Host
+from hostsim.cli.manifest import own_registrations
 
 registry = Host.load().registry
 print(json.dumps({{
@@ -104,11 +105,11 @@ steps:
     params: {source: text, text: "{Raw}", save_to: Msg, save_text_to: Body}
 """
 RAW = "Subject: Hello lazy\r\nFrom: Ann <ann@example.com>\r\n\r\nBody text\r\n"
-PARSE_MODULES = ("robomail_plugin.mail.parse", "robomail_plugin.mail.message_info")
+PARSE_MODULES = ("robomail_plugin.parse.commands", "robomail_plugin.message.info")
 
 PARSE_PROBE = f"""
 import json, sys
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 host = Host.load()
 before = [m for m in {PARSE_MODULES!r} if m in sys.modules]
@@ -134,24 +135,31 @@ def test_an_action_imports_and_runs_its_implementation_on_first_use() -> None:
     assert msg["subject"] == "Hello lazy"
     assert msg["from_address"] == "ann@example.com"
     assert result["body"].strip() == "Body text"
-    assert result["run"] == "lazy_run(robomail_plugin.mail.parse.run_parse_email)"
+    assert result["run"] == (
+        "run(Parse Email: lazy_run(robomail_plugin.parse.commands.run_parse_email))"
+    )
 
 
 def test_every_lazy_run_names_a_function_that_takes_its_arguments() -> None:
     """A misspelt module or function name would only fail when the action first runs."""
     plugin = RobomailPlugin(Services())
-    runs = [(a.id, a.run) for a in plugin.robomail_register_actions()]
+    runs: list[tuple[str, LazyRun, tuple[str, ...]]] = []
+    for spec in plugin.robomail_register_actions():
+        assert isinstance(spec.run, BoundRun), spec.id
+        action = spec.run.action
+        args = ("services", "ctx", "params") if action.uses_services else ("ctx", "params")
+        runs.append((spec.id, action.run, args))  # type: ignore[arg-type]
     runs += [
-        (f"{e.record_type}.{c.id}", c.run)
+        (f"{e.record_type}.{c.id}", c.run, ("ctx", "params"))  # type: ignore[misc]
         for e in plugin.robomail_register_credential_editors()
         for c in e.commands
     ]
     assert len(runs) > 20
-    for name, run in runs:
+    for name, run, args in runs:
         assert isinstance(run, LazyRun), name
         target = run.resolve()
         assert callable(target), name
-        inspect.signature(target).bind(*run.args, "ctx", "params")  # raises TypeError if not
+        inspect.signature(target).bind(*run.args, *args)  # raises TypeError if not
 
 
 # --- `hostsim run` without click -------------------------------------------------------------
@@ -159,7 +167,7 @@ def test_every_lazy_run_names_a_function_that_takes_its_arguments() -> None:
 RUN_PROBE = """
 import json, sys
 sys.argv = ["hostsim", "run", *{args!r}]
-from hostsim.console import main
+from hostsim.cli.console import main
 try:
     main()
     code = 0
@@ -179,9 +187,9 @@ FAILING = (
 def _hostsim(args: list[str], *, through_click: bool = False) -> subprocess.CompletedProcess:
     """`hostsim <args>` as the console script runs it, or straight through the click command."""
     code = (
-        "import sys; from hostsim.cli import main; sys.argv = ['hostsim', *sys.argv[1:]]; main()"
+        "import sys; from hostsim.cli.main import main; sys.argv = ['hostsim', *sys.argv[1:]]; main()"
         if through_click
-        else "import sys; from hostsim.console import main; sys.argv[0] = 'hostsim'; main()"
+        else "import sys; from hostsim.cli.console import main; sys.argv[0] = 'hostsim'; main()"
     )
     return subprocess.run(
         [sys.executable, "-c", code, *args],

@@ -20,7 +20,7 @@ from robomail_plugin.credentials.browser import SUCCESS_TEXT
 from robomail_plugin.credentials.store import SQLiteCredentialStore
 from robomail_plugin.credentials.tokens import TokenEndpoint, token_summary
 from robomail_plugin.errors import AuthorizationFailed, TokenError, TokenTemporaryError
-from robomail_plugin.mail.connect import ConnectionSettings, open_imap
+from robomail_plugin.transport.connect import ConnectionSettings, open_imap
 
 SECRET = CANARY + "/se+cret=&x"
 REFRESH = "rt/" + CANARY + "+abc=="

@@ -13,13 +13,12 @@ import pytest
 from mail_fixtures import make_message
 from trigger_support import WatchRun
 
-from hostsim.host import Host
-from hostsim.manifest import build_manifest, render_action_reference
-from hostsim.plugins import make_plugin_manager
-from hostsim.registry import RegistrationError, Registry
+from hostsim.cli.manifest import build_manifest, render_action_reference
+from hostsim.runtime.host import Host
+from hostsim.runtime.plugins import make_plugin_manager
+from hostsim.runtime.registry import RegistrationError, Registry
 from robomail_plugin import hookspecs, host_kit
 from robomail_plugin.hookspecs import hookimpl
-from robomail_plugin.mail.trigger_actions import LazyWatch
 from robomail_plugin.schema import (
     ActionSpec,
     Param,
@@ -28,6 +27,7 @@ from robomail_plugin.schema import (
     TriggerSpec,
     TriggerVariable,
 )
+from robomail_plugin.trigger.actions import LazyWatch
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from mail_fixtures import MailUser, make_message
 from trigger_support import Lines, WatchRun, imap_trigger_params, submit, trigger_task, wait_until
 
-from hostsim.sandbox import Sandbox
+from hostsim.devservers.sandbox import Sandbox
 
 HOSTSIM = str(Path(sys.executable).with_name("hostsim"))
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from robomail_plugin.host_kit import BasicTriggerContext
-from robomail_plugin.mail.trigger_state import Backoff, UidlTracker, UidTracker
+from robomail_plugin.trigger.state import Backoff, UidlTracker, UidTracker
 
 
 class Saves(BasicTriggerContext):

@@ -24,9 +24,9 @@ from trigger_support import (
     trigger_task,
 )
 
-from hostsim.cli import main
-from hostsim.task import TaskError, load_task_text
-from hostsim.watch import load_tasks
+from hostsim.cli.main import main
+from hostsim.runtime.task import TaskError, load_task_text
+from hostsim.runtime.watch import load_tasks
 
 
 def test_smtp_delivery_fires_the_task_once_and_a_restart_loses_nothing(

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 from ui_support import ROOT, running_screen, second_plugin
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 from hostsim.ui.server import write_launcher
 from robomail_plugin.credentials.presets import builtin_presets
 

@@ -21,7 +21,7 @@ import pytest
 import requests
 from ui_support import Visitor, running_screen
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 
 CANARY_SECRET = "canary-client-secret-4f1d2a"
 CANARY_PASSPHRASE = "canary passphrase 93c1"
@@ -283,7 +283,7 @@ def test_the_device_code_flow_shows_its_code_and_stops_on_cancel(visitor, fake_p
 
 def test_hostsim_ui_prints_the_address_serves_it_and_stops_cleanly_on_sigterm():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hostsim.cli", "ui", "--no-open"],
+        [sys.executable, "-m", "hostsim.cli.main", "ui", "--no-open"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "BROWSER": "false"},
     )
@@ -326,7 +326,7 @@ def test_hostsim_ui_starts_the_browser_on_a_private_file_not_on_the_token_url(tm
         f"'page': open(path).read()}}, open({str(seen)!r}, 'w'))\n"
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "hostsim.cli", "ui"], stdout=subprocess.PIPE,
+        [sys.executable, "-m", "hostsim.cli.main", "ui"], stdout=subprocess.PIPE,
         stderr=subprocess.PIPE, text=True,
         env={**os.environ, "BROWSER": f"{sys.executable} {browser} %s"},
     )

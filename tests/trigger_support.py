@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from hostsim.host import Host
-from hostsim.task import load_task_text
-from hostsim.watch import Watch
+from hostsim.runtime.host import Host
+from hostsim.runtime.task import load_task_text
+from hostsim.runtime.watch import Watch
 from robomail_plugin.schema import TriggerEvent
 
 WAIT = 30.0  # seconds: generous bounds for things that take well under one on loopback

@@ -15,7 +15,7 @@ from typing import Any
 
 import requests
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 from hostsim.ui.server import SettingsServer
 
 ROOT = Path(__file__).resolve().parent.parent

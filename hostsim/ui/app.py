@@ -14,8 +14,8 @@ from flask import Flask, Response, abort, jsonify, redirect, render_template, re
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
-from hostsim.host import Host
-from hostsim.registry import Registry
+from hostsim.runtime.host import Host
+from hostsim.runtime.registry import Registry
 from hostsim.ui.editors import EditorView, Refused
 from hostsim.ui.files import Downloads
 from hostsim.ui.jobs import Jobs

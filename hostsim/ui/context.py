@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 
-from hostsim.variables import Masker
+from hostsim.runtime.variables import Masker
 from robomail_plugin.schema import ActionFailed
 
 MAX_LINES = 200

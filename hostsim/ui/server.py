@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 from hostsim.ui.app import create_app
 from hostsim.ui.files import Downloads
 from hostsim.ui.jobs import Jobs
@@ -106,7 +106,7 @@ def serve_forever(
     host: Host, *, port: int = 0, open_browser: bool = True, out: TextIO = sys.stdout
 ) -> None:
     """``hostsim ui``: serve until Ctrl-C, SIGTERM or SIGHUP, then stop cleanly (exit 0)."""
-    from hostsim.sandbox import StopSignals
+    from hostsim.devservers.sandbox import StopSignals
 
     launcher: Path | None = None
     with StopSignals() as stop:

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hostsim.host import Host
+from hostsim.runtime.host import Host
 from robomail_plugin.credentials.records import OAuthRecord
 from robomail_plugin.plugin import plugin
 

@@ -1,0 +1,329 @@
+"""Declaring an action: one frozen attrs class of parameters and the function that runs it.
+
+The class is the one place an action's parameters are described. Each field says its help,
+whether it is secret, its choices (an Enum) and its default (``text``, ``integer``, ``flag``,
+``choice``...). ``Action`` derives the ``ActionSpec`` hosts see from it, error codes included
+(from the error classes), and binds the host's mapping to an instance before the run function
+gets it: the run reads typed attributes and never re-applies a default or re-checks a choice.
+
+Imports no mail, crypto or HTTP library: declarations are read at start-up.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from robomail_plugin.errors import InvalidParameter
+from robomail_plugin.schema import (
+    NOTHING,
+    ActionFailed,
+    ActionSpec,
+    ErrorCode,
+    Missing,
+    Param,
+    ParamType,
+)
+
+P = TypeVar("P")
+E = TypeVar("E", bound=enum.Enum)
+
+_PARAM = "robomail.param"
+_GROUP = "robomail.group"
+PLUGIN = "robomail"
+
+
+@attrs.frozen(kw_only=True)
+class FieldInfo:
+    """What one field tells a host: everything of ``Param`` but its name."""
+
+    kind: ParamType
+    help: str
+    default: Any = NOTHING  # what the host shows and fills in; NOTHING = no default
+    required: bool = False
+    secret: bool = False
+    sets_variable: bool = False
+    choices: type[enum.Enum] | None = None
+    only: tuple[str, ...] = ()  # a subset of the Enum's values, when not all apply
+
+    @property
+    def choice_values(self) -> tuple[str, ...]:
+        if self.choices is None:
+            return ()
+        return self.only or tuple(str(member.value) for member in self.choices)
+
+
+def _field(info: FieldInfo, converter: Callable[[Any], Any] | None = None) -> Any:
+    """An attrs field carrying ``info``; a field without a default is None until given."""
+    metadata = {_PARAM: info}
+    if info.required:
+        return attrs.field(metadata=metadata, converter=converter, repr=not info.secret)
+    default = None if info.default is NOTHING else info.default
+    return attrs.field(
+        default=default, metadata=metadata, converter=converter, repr=not info.secret
+    )
+
+
+def text(
+    default: str | Missing = NOTHING,
+    *,
+    help: str,  # noqa: A002 - the name hosts know
+    required: bool = False,
+    secret: bool = False,
+) -> Any:
+    """A text parameter (None when left out and it has no default)."""
+    return _field(
+        FieldInfo(kind=ParamType.STR, help=help, default=default, required=required, secret=secret)
+    )
+
+
+def variable(default: str | Missing = NOTHING, *, help: str) -> Any:  # noqa: A002
+    """The name of a variable the action writes (``save_to``...)."""
+    return _field(FieldInfo(kind=ParamType.STR, help=help, default=default, sets_variable=True))
+
+
+def path(default: str | Missing = NOTHING, *, help: str, required: bool = False) -> Any:  # noqa: A002
+    """A file or folder path, as text."""
+    return _field(FieldInfo(kind=ParamType.PATH, help=help, default=default, required=required))
+
+
+def integer(default: int | Missing = NOTHING, *, help: str) -> Any:  # noqa: A002
+    """A whole number."""
+    return _field(FieldInfo(kind=ParamType.INT, help=help, default=default))
+
+
+def flag(default: bool, *, help: str) -> Any:  # noqa: A002
+    """Yes or no."""
+    return _field(FieldInfo(kind=ParamType.BOOL, help=help, default=default))
+
+
+def items(*, help: str, required: bool = False) -> Any:  # noqa: A002
+    """A list (a YAML list, or one text split on "," or ";")."""
+    return _field(FieldInfo(kind=ParamType.LIST, help=help, required=required))
+
+
+def data(default: Any = NOTHING, *, help: str) -> Any:  # noqa: A002
+    """Any YAML/JSON structure (conditions, headers)."""
+    return _field(FieldInfo(kind=ParamType.JSON, help=help, default=default))
+
+
+def choice(
+    choices: type[E],
+    default: E | Missing = NOTHING,
+    *,
+    help: str,  # noqa: A002
+    only: Iterable[E] = (),
+) -> Any:
+    """One of an Enum's values; ``only`` narrows them when an action takes fewer."""
+    info = FieldInfo(
+        kind=ParamType.CHOICE,
+        help=help,
+        default=NOTHING if default is NOTHING else default.value,
+        choices=choices,
+        only=tuple(str(member.value) for member in only),
+    )
+    return _field(info, converter=functools.partial(_to_member, info))
+
+
+def group(params: type[Any]) -> Any:
+    """Parameters of another class (a login), listed in place of this field."""
+    return attrs.field(metadata={_GROUP: params})
+
+
+def _to_member(info: FieldInfo, value: Any) -> Any:
+    """``value`` as the Enum's member; the error lists the choices."""
+    assert info.choices is not None
+    if value is None or isinstance(value, info.choices):
+        member = value
+    else:
+        wanted = str(value).strip().lower()
+        member = next((m for m in info.choices if str(m.value).lower() == wanted), None)
+        if member is None:
+            raise InvalidParameter(
+                f"{value!r} is not one of {', '.join(info.choice_values)}."
+            )
+    if member is not None and info.only and str(member.value) not in info.only:
+        raise InvalidParameter(f"{member.value!r} is not one of {', '.join(info.only)} here.")
+    return member
+
+
+# --- from the class to what hosts see, and back --------------------------------------------------
+
+
+def params_of(params: type[Any]) -> tuple[Param, ...]:
+    """The ``Param`` records a host sees, in field order (a group's fields in its place)."""
+    out: list[Param] = []
+    for field in attrs.fields(params):
+        if _GROUP in field.metadata:
+            out.extend(params_of(field.metadata[_GROUP]))
+            continue
+        info: FieldInfo = field.metadata[_PARAM]
+        out.append(
+            Param(
+                name=field.name,
+                type=info.kind,
+                default=info.default,
+                required=info.required,
+                choices=info.choice_values,
+                secret=info.secret,
+                help=info.help,
+                sets_variable=info.sets_variable,
+            )
+        )
+    return tuple(out)
+
+
+def bind(params: type[P], values: Mapping[str, Any]) -> P:
+    """An instance of ``params`` from a host's mapping: a value of None means "not given"
+    (the field's default); a wrong choice or a missing required value is an InvalidParameter
+    naming the parameter."""
+    given: dict[str, Any] = {}
+    for field in attrs.fields(params):  # type: ignore[arg-type]
+        inner = field.metadata.get(_GROUP)
+        if inner is not None:
+            given[field.name] = bind(inner, values)
+            continue
+        value = values.get(field.name)
+        if value is None:
+            if field.metadata[_PARAM].required:
+                raise InvalidParameter(
+                    f"parameter {field.name!r} is required ({field.metadata[_PARAM].help})"
+                )
+            continue
+        given[field.name] = value
+    try:
+        return params(**given)
+    except InvalidParameter as exc:
+        name = _failing_field(params, given)
+        raise InvalidParameter(f"parameter {name!r}: {exc}" if name else str(exc)) from None
+
+
+def _failing_field(params: type[Any], given: Mapping[str, Any]) -> str:
+    """Which choice field refused its value (the converter does not know its own name)."""
+    for field in attrs.fields(params):
+        info = field.metadata.get(_PARAM)
+        if info is not None and info.choices is not None and field.name in given:
+            try:
+                _to_member(info, given[field.name])
+            except InvalidParameter:
+                return str(field.name)
+    return ""
+
+
+# --- the action ----------------------------------------------------------------------------------
+
+
+def action_id(title: str) -> str:
+    """``robomail.imap_open`` from ``IMAP Open``."""
+    return f"{PLUGIN}." + re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+
+
+ErrorDecl = type[ActionFailed] | ErrorCode
+
+
+def error_code(error: ErrorDecl) -> ErrorCode:
+    """An ``ErrorCode`` from an error class (its code and meaning) or as given."""
+    if isinstance(error, ErrorCode):
+        return error
+    return error.error_code()
+
+
+@attrs.frozen(kw_only=True)
+class Action(Generic[P]):
+    """One action: its title, its parameter class, the function that runs it, its errors.
+
+    ``run(ctx, params)`` receives an instance of ``params``; with ``uses_services`` it is
+    ``run(services, ctx, params)`` (the host's credential store and token cache).
+    """
+
+    title: str
+    category: str
+    params: type[P]
+    run: Callable[..., Any]
+    errors: tuple[ErrorDecl, ...]
+    description: str = ""
+    loop: bool = False
+    uses_services: bool = False
+
+    @property
+    def id(self) -> str:
+        return action_id(self.title)
+
+    def spec(self, services: Any = None) -> ActionSpec:
+        """The ``ActionSpec`` a host registers, bound to this host's ``services``."""
+        return ActionSpec(
+            id=self.id,
+            title=self.title,
+            category=self.category,
+            run=BoundRun(self, services),
+            params=params_of(self.params),
+            errors=_unique(error_code(e) for e in self.errors),
+            description=self.description,
+            loop=self.loop,
+        )
+
+
+def _unique(codes: Iterable[ErrorCode]) -> tuple[ErrorCode, ...]:
+    """Each code once, the first meaning kept (an action's own wording comes first)."""
+    seen: dict[str, ErrorCode] = {}
+    for code in codes:
+        seen.setdefault(code.code, code)
+    return tuple(seen.values())
+
+
+class BoundRun:
+    """``ActionSpec.run``: binds the host's mapping to the action's class, then runs it."""
+
+    __slots__ = ("action", "services")
+
+    def __init__(self, action: Action[Any], services: Any) -> None:
+        self.action = action
+        self.services = services
+
+    def __call__(self, ctx: Any, values: Mapping[str, Any]) -> Any:
+        params = bind(self.action.params, values)
+        if self.action.uses_services:
+            return self.action.run(self.services, ctx, params)
+        return self.action.run(ctx, params)
+
+    def __repr__(self) -> str:
+        return f"run({self.action.title}: {self.action.run!r})"
+
+
+
+
+# --- a subclass that changes some of its base's fields ------------------------------------------
+
+
+def tailored(**changes: Mapping[str, Any]) -> Callable[[type, list[Any]], list[Any]]:
+    """A ``field_transformer`` for a subclass that keeps its base's fields in their order and
+    changes some of their ``help``, ``default`` or ``only`` (a login's protocol facts)."""
+
+    def transform(_cls: type, fields: list[Any]) -> list[Any]:
+        return [
+            _retuned(field, **changes[field.name]) if field.name in changes else field
+            for field in fields
+        ]
+
+    return transform
+
+
+def _retuned(field: Any, **change: Any) -> Any:
+    info: FieldInfo = field.metadata[_PARAM]
+    default = change.pop("default", NOTHING)
+    if "only" in change:
+        change["only"] = tuple(str(member.value) for member in change["only"])
+    if default is not NOTHING:
+        change["default"] = default.value if isinstance(default, enum.Enum) else default
+    new = attrs.evolve(info, **change)
+    evolved: dict[str, Any] = {"metadata": {**field.metadata, _PARAM: new}}
+    if default is not NOTHING:
+        evolved["default"] = default
+    if new.choices is not None:
+        evolved["converter"] = functools.partial(_to_member, new)
+    return field.evolve(**evolved)
