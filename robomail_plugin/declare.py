@@ -50,6 +50,7 @@ class FieldInfo:
     sets_variable: bool = False
     choices: type[enum.Enum] | None = None
     only: tuple[str, ...] = ()  # a subset of the Enum's values, when not all apply
+    name: str = ""  # the name hosts see, when it cannot be the field's (``from``)
 
     @property
     def choice_values(self) -> tuple[str, ...]:
@@ -75,11 +76,14 @@ def text(
     help: str,  # noqa: A002 - the name hosts know
     required: bool = False,
     secret: bool = False,
+    name: str = "",
 ) -> Any:
-    """A text parameter (None when left out and it has no default)."""
-    return _field(
-        FieldInfo(kind=ParamType.STR, help=help, default=default, required=required, secret=secret)
+    """A text parameter (None when left out and it has no default); ``name`` when hosts know
+    it by a name Python does not allow (``from``)."""
+    info = FieldInfo(
+        kind=ParamType.STR, help=help, default=default, required=required, secret=secret, name=name
     )
+    return _field(info)
 
 
 def variable(default: str | Missing = NOTHING, *, help: str) -> Any:  # noqa: A002
@@ -165,7 +169,7 @@ def params_of(params: type[Any]) -> tuple[Param, ...]:
         info: FieldInfo = field.metadata[_PARAM]
         out.append(
             Param(
-                name=field.name,
+                name=info.name or field.name,
                 type=info.kind,
                 default=info.default,
                 required=info.required,
@@ -188,12 +192,11 @@ def bind(params: type[P], values: Mapping[str, Any]) -> P:
         if inner is not None:
             given[field.name] = bind(inner, values)
             continue
-        value = values.get(field.name)
+        info: FieldInfo = field.metadata[_PARAM]
+        value = values.get(info.name or field.name)
         if value is None:
-            if field.metadata[_PARAM].required:
-                raise InvalidParameter(
-                    f"parameter {field.name!r} is required ({field.metadata[_PARAM].help})"
-                )
+            if info.required:
+                raise InvalidParameter(f"parameter {field.name!r} is required ({info.help})")
             continue
         given[field.name] = value
     try:
