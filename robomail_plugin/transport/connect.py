@@ -61,9 +61,10 @@ class ConnectionSettings:
     ca_file: str | None = None
 
     @classmethod
-    def from_login(cls, login: Login) -> ConnectionSettings:
-        """Settings from an action's bound login, checking what only makes sense together."""
-        protocol = login.protocol
+    def from_login(cls, login: Login, protocol: str = "") -> ConnectionSettings:
+        """Settings from an action's bound login, checking what only makes sense together;
+        ``protocol`` when the action chooses it (Check for Email), else the login's own."""
+        protocol = protocol or login.protocol
         server = login.server.strip()
         if not server:
             raise errors.InvalidParameter(f"{protocol.upper()}: the 'server' parameter is empty.")
