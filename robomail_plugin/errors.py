@@ -14,6 +14,7 @@ class RobomailError(ActionFailed):
 
     default_code = "robomail_error"
     meaning = "robomail could not do what the step asks"
+    advice = "read the message: it says what to do"
 
     def __init__(self, message: str, *, code: str | None = None, server_reply: str | None = None):
         super().__init__(message, code=code or self.default_code, server_reply=server_reply)
@@ -27,6 +28,7 @@ class RecordInvalid(RobomailError):
 
     default_code = "record_invalid"
     meaning = "a record's fields are missing or malformed"
+    advice = "fix the field the message names (`hostsim oauth edit`)"
 
 
 class RecordNotFound(RobomailError):
@@ -34,6 +36,7 @@ class RecordNotFound(RobomailError):
 
     default_code = "record_not_found"
     meaning = "no OAuth record has that Record Name"
+    advice = "check `oauth_record` against `hostsim oauth list`"
 
 
 class RecordExists(RobomailError):
@@ -41,6 +44,7 @@ class RecordExists(RobomailError):
 
     default_code = "record_exists"
     meaning = "a record with that Record Name exists already"
+    advice = "choose another Record Name, or edit the existing record"
 
 
 class StoreError(RobomailError):
@@ -48,6 +52,10 @@ class StoreError(RobomailError):
 
     default_code = "store_error"
     meaning = "the credential store cannot be read or written (key, file or database)"
+    advice = (
+        "the message names the key, file or database setting to fix; the other records "
+        "are untouched"
+    )
 
 
 class ImportFileInvalid(RobomailError):
@@ -55,6 +63,7 @@ class ImportFileInvalid(RobomailError):
 
     default_code = "import_invalid"
     meaning = "the export file is malformed, of an unknown version, or its passphrase is wrong"
+    advice = "check the file and its passphrase"
 
 
 class AuthorizationFailed(RobomailError):
@@ -62,6 +71,7 @@ class AuthorizationFailed(RobomailError):
 
     default_code = "authorization_failed"
     meaning = "Get Refresh Token did not complete"
+    advice = "run Get Refresh Token again; the message says why it stopped"
 
 
 class TokenError(RobomailError):
@@ -69,6 +79,7 @@ class TokenError(RobomailError):
 
     default_code = "token_refused"
     meaning = "the provider refused the refresh token"
+    advice = "run Get Refresh Token again"
 
 
 class TokenTemporaryError(RobomailError):
@@ -76,6 +87,7 @@ class TokenTemporaryError(RobomailError):
 
     default_code = "token_temporary"
     meaning = "the token endpoint is unreachable"
+    advice = "try again later"
 
 
 # --- mail --------------------------------------------------------------------------------------
@@ -85,7 +97,11 @@ class ConnectFailed(RobomailError):
     """The server cannot be reached, TLS failed, or STARTTLS was required and not offered."""
 
     default_code = "connect_failed"
-    meaning = "the server cannot be reached or TLS failed"
+    meaning = (
+        "the server cannot be reached, TLS failed, STARTTLS was required but not offered, or "
+        "the connection was lost"
+    )
+    advice = "check server, port and `security`; for certificate errors give `ca_file`"
 
 
 class LoginFailed(RobomailError):
@@ -93,6 +109,10 @@ class LoginFailed(RobomailError):
 
     default_code = "login_failed"
     meaning = "user name/password or OAuth token rejected"
+    advice = (
+        "check the password; for OAuth run `hostsim oauth test <record>` or Get Refresh "
+        "Token again, and check Client Account and Scope"
+    )
 
 
 class LoginTemporaryFailure(RobomailError):
@@ -100,6 +120,7 @@ class LoginTemporaryFailure(RobomailError):
 
     default_code = "login_temporary"
     meaning = "the server could not check the login now; try again later"
+    advice = "try again later; nothing is wrong with the record"
 
 
 class MailProtocolError(RobomailError):
@@ -107,6 +128,7 @@ class MailProtocolError(RobomailError):
 
     default_code = "server_error"
     meaning = "the server refused a command (reply attached)"
+    advice = "read the server's reply (e.g. a bad `raw_search`)"
 
 
 class MessageNotFound(RobomailError):
@@ -114,6 +136,7 @@ class MessageNotFound(RobomailError):
 
     default_code = "message_not_found"
     meaning = "no message has that UID or number"
+    advice = "UIDs belong to one folder; after a move use the new UID"
 
 
 class InvalidParameter(RobomailError):
@@ -121,6 +144,7 @@ class InvalidParameter(RobomailError):
 
     default_code = "invalid_parameter"
     meaning = "a parameter value is wrong"
+    advice = "the message says which parameter and what it takes"
 
 
 class FileError(RobomailError):
@@ -128,6 +152,7 @@ class FileError(RobomailError):
 
     default_code = "file_error"
     meaning = "a file could not be read or written"
+    advice = "check the path, the folder and `if_exists`"
 
 
 class ParseError(RobomailError):
@@ -135,6 +160,7 @@ class ParseError(RobomailError):
 
     default_code = "parse_error"
     meaning = "the message is empty or unparsable"
+    advice = "give an RFC 5322 message (.eml)"
 
 
 class SendFailed(RobomailError):
@@ -142,6 +168,7 @@ class SendFailed(RobomailError):
 
     default_code = "send_failed"
     meaning = "the server refused the sender, the message or every recipient"
+    advice = "read the server's reply; check the sender, the recipients and the size"
 
 
 class FolderNotFound(RobomailError):
@@ -149,3 +176,4 @@ class FolderNotFound(RobomailError):
 
     default_code = "folder_not_found"
     meaning = "the IMAP folder does not exist"
+    advice = "check the name, or use `create_if_missing: true`"

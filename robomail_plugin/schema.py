@@ -430,6 +430,7 @@ class ActionFailed(Exception):
 
     default_code = "action_failed"
     meaning = "the action failed"  # what the code means, as ActionSpec.errors lists it
+    advice = ""  # what the user can do about it, for documentation
 
     def __init__(
         self, message: str, *, code: str | None = None, server_reply: str | None = None
@@ -457,6 +458,7 @@ class ConnectionNotOpen(ActionFailed):
 
     default_code = "connection_not_open"
     meaning = "no connection has that name"
+    advice = "open it first: an Open step with that connection name"
 
 
 class WrongConnectionKind(ActionFailed):
@@ -464,6 +466,7 @@ class WrongConnectionKind(ActionFailed):
 
     default_code = "wrong_connection_kind"
     meaning = "the connection is of another protocol"
+    advice = "use the name of a connection of the action's protocol"
 
 
 class ConnectionInUse(ActionFailed):
@@ -471,6 +474,7 @@ class ConnectionInUse(ActionFailed):
 
     default_code = "connection_in_use"
     meaning = "a connection with that name is open"
+    advice = "close it first or use another name"
 
 
 @runtime_checkable

@@ -9,6 +9,7 @@ from typing import Any
 
 from hostsim.runtime.registry import Registry
 from robomail_plugin.hookspecs import ENTRY_POINT_GROUP, PROJECT_NAME
+from robomail_plugin.schema import ActionFailed
 
 #: the source checkout hostsim is in (found from this file, not from the current folder)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -147,7 +148,34 @@ def render_action_reference(registry: Registry) -> str:
                     "",
                 ]
     lines += _trigger_reference(registry)
+    lines += _error_table([*registry.actions.values(), *registry.triggers.values()])
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _error_classes() -> dict[str, type[ActionFailed]]:
+    """Every error class loaded, by code: they say what a code means and what to do."""
+    found: dict[str, type[ActionFailed]] = {}
+    todo: list[type[ActionFailed]] = [ActionFailed]
+    while todo:
+        cls = todo.pop()
+        found.setdefault(cls.default_code, cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def _error_table(specs: list[Any]) -> list[str]:
+    """One row per error code the specs list: its meaning and, from its class, what to do."""
+    import robomail_plugin.errors  # noqa: F401 - loads the classes that give the advice
+
+    classes = _error_classes()
+    codes = sorted({e.code for spec in specs for e in spec.errors})
+    lines = ["## Error codes", "", "| code | meaning | what to do |", "|---|---|---|"]
+    for code in codes:
+        cls = classes.get(code)
+        meaning = cls.meaning if cls else ""
+        advice = cls.advice if cls else ""
+        lines.append(f"| `{code}` | {meaning} | {advice} |")
+    return [*lines, ""]
 
 
 def _trigger_reference(registry: Registry) -> list[str]:
