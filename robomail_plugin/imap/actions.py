@@ -1,377 +1,316 @@
-"""The IMAP actions of the catalogue (ACTIONS.md, "IMAP"): their declarations.
+"""The IMAP actions of the catalogue (ACTIONS.md, "IMAP"): their parameters and their runs.
 
-Imported at start-up, so it imports no mail code: each action's ``run`` imports ``imap`` (which
-does the work) the first time one of them runs.
+Imported at start-up, so it imports no mail code: ``commands`` (which does the work) is imported
+the first time one of them runs.
 """
 
 from __future__ import annotations
 
-import re
-from typing import Any
+import enum
+from typing import TYPE_CHECKING, Any
 
-from robomail_plugin.lazy import lazy_run
-from robomail_plugin.schema import ActionSpec, ErrorCode, Param, ParamType
-from robomail_plugin.shared_params import (
-    IF_EXISTS,
-    MESSAGES_CHOICES,
-    conditions_params,
-    connection_params,
+import attrs
+
+from robomail_plugin import errors, schema
+from robomail_plugin.declare import (
+    Action,
+    choice,
+    flag,
+    group,
+    integer,
+    items,
+    path,
+    text,
+    variable,
 )
+from robomail_plugin.lazy import deferred_module
+from robomail_plugin.shared_params import ConditionParams, IfExists, ImapLogin, Messages
 
-IMAP = "robomail_plugin.imap.commands"
+if TYPE_CHECKING:
+    from robomail_plugin.imap import commands
+else:
+    commands = deferred_module("robomail_plugin.imap.commands")
+
 CATEGORY = "Email/IMAP"
 DEFAULT_CONNECTION = "IMAP"
 
-# --- error codes and shared params ---------------------------------------------------------------
+# --- errors --------------------------------------------------------------------------------------
 
-E_CONNECT = ErrorCode(code="connect_failed", meaning="the server cannot be reached or TLS failed")
-E_LOGIN = ErrorCode(code="login_failed", meaning="user name/password or OAuth token rejected")
-E_LOGIN_TEMP = ErrorCode(
-    code="login_temporary", meaning="the server could not check the login now; try again later"
+LOGIN_ERRORS = (
+    errors.ConnectFailed,
+    errors.LoginFailed,
+    errors.LoginTemporaryFailure,
+    errors.RecordNotFound,
+    errors.TokenError,
+    errors.TokenTemporaryError,
+    errors.StoreError,
 )
-E_RECORD = ErrorCode(code="record_not_found", meaning="no OAuth record has that Record Name")
-E_TOKEN = ErrorCode(code="token_refused", meaning="the provider refused the refresh token")
-E_TOKEN_TEMP = ErrorCode(code="token_temporary", meaning="the token endpoint is unreachable")
-E_SERVER = ErrorCode(code="server_error", meaning="the server refused a command (reply attached)")
-E_FOLDER = ErrorCode(code="folder_not_found", meaning="the IMAP folder does not exist")
-E_PARAM = ErrorCode(code="invalid_parameter", meaning="a parameter value is wrong")
-E_NOT_OPEN = ErrorCode(code="connection_not_open", meaning="no connection has that name")
-E_KIND = ErrorCode(code="wrong_connection_kind", meaning="the connection is not IMAP")
-E_IN_USE = ErrorCode(code="connection_in_use", meaning="a connection with that name is open")
-E_NOT_FOUND = ErrorCode(code="message_not_found", meaning="no message has that UID")
-E_FILE = ErrorCode(code="file_error", meaning="a file could not be written")
-
-LOGIN_ERRORS = (E_CONNECT, E_LOGIN, E_LOGIN_TEMP, E_RECORD, E_TOKEN, E_TOKEN_TEMP)
-SESSION_ERRORS = (E_NOT_OPEN, E_KIND, E_SERVER, E_CONNECT, E_PARAM)
+SESSION_ERRORS = (
+    schema.ConnectionNotOpen,
+    schema.WrongConnectionKind,
+    errors.MailProtocolError,
+    errors.ConnectFailed,
+    errors.InvalidParameter,
+)
 
 
-def _connection_param() -> Param:
-    return Param(
-        name="connection",
-        default=DEFAULT_CONNECTION,
-        help="Name of the IMAP connection (as given to IMAP Open).",
+# --- the choices only these actions take ---------------------------------------------------------
+
+
+class Order(enum.StrEnum):
+    """IMAP Mail Loop's ``order``: by UID."""
+
+    OLDEST = "oldest"
+    NEWEST = "newest"
+
+
+class FlagOperation(enum.StrEnum):
+    """IMAP Set Message Flags' ``operation``."""
+
+    ADD = "add"
+    REMOVE = "remove"
+    REPLACE = "replace"
+
+
+# --- shared fields -------------------------------------------------------------------------------
+
+
+def _connection() -> Any:
+    return text(DEFAULT_CONNECTION, help="Name of the IMAP connection (as given to IMAP Open).")
+
+
+def _uid() -> Any:
+    return text(required=True, help="The message's UID in the selected folder.")
+
+
+def _uids() -> Any:
+    return items(
+        required=True,
+        help="One UID, a list (1,3,5, or a loop's save_uids_to) or a range (1:5, 10:*) in the "
+        "selected folder; a list is one command, and an empty list does nothing.",
     )
 
 
-def _uid_param(name: str = "uid", *, ranges: bool = False) -> Param:
-    if ranges:
-        return Param(
-            name=name,
-            type=ParamType.LIST,
-            required=True,
-            help="One UID, a list (1,3,5, or a loop's save_uids_to) or a range (1:5, 10:*) in "
-            "the selected folder; a list is one command, and an empty list does nothing.",
-        )
-    return Param(name=name, required=True, help="The message's UID in the selected folder.")
+# --- the parameter classes -----------------------------------------------------------------------
 
 
-# --- specs ---------------------------------------------------------------------------------------
+@attrs.frozen(kw_only=True)
+class ImapOpen:
+    login: ImapLogin = group(ImapLogin)
+    connection: str = _connection()
+    folder: str | None = text("INBOX", help="Folder to select (plain Unicode name); empty = none.")
+    read_only: bool = flag(
+        False, help="Select with EXAMINE: nothing can be changed, \\Recent is kept."
+    )
 
 
-def _id(title: str) -> str:
-    return "robomail." + re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")
+@attrs.frozen(kw_only=True)
+class ImapClose:
+    connection: str = _connection()
+    expunge: bool = flag(
+        False, help="Expunge messages marked \\Deleted first; false = LOGOUT only."
+    )
 
 
-def _spec(
-    title: str, run: Any, params: list[Param], errs: tuple[ErrorCode, ...], **kw: Any
-) -> ActionSpec:
-    return ActionSpec(
-        id=_id(title),
-        title=title,
+@attrs.frozen(kw_only=True)
+class ImapSelect:
+    connection: str = _connection()
+    folder: str = text(required=True, help="Folder to select (plain Unicode).")
+    read_only: bool = flag(False, help="EXAMINE instead of SELECT.")
+    create_if_missing: bool = flag(False, help="Create the folder when it does not exist.")
+    save_info_to: str | None = variable(
+        help="Variable for JSON {folder,total,recent,uidnext,uidvalidity,...}."
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ImapMailLoop:
+    connection: str = _connection()
+    folder: str | None = text(
+        "", help="Folder to loop over (selected for the body); empty = selected."
+    )
+    messages: Messages = choice(Messages, Messages.ALL, help="Which messages by flag.")
+    filters: ConditionParams = group(ConditionParams)
+    raw_search: str | None = text(
+        help="Extra IMAP SEARCH criteria as written (e.g. 'HEADER X-Spam yes')."
+    )
+    order: Order = choice(Order, Order.OLDEST, help="oldest first or newest first (by UID).")
+    max_messages: int = integer(0, help="Stop after this many messages; 0 = no limit.")
+    mark_seen: bool = flag(False, help="Set \\Seen on each message processed (false: peek).")
+    include_body: bool = flag(
+        False, help="Fetch bodies: body_text/body_html and attachment details."
+    )
+    save_to: str | None = variable("Msg", help="Variable that receives each message's info (JSON).")
+    save_uids_to: str | None = variable(
+        help="Variable for the list of UIDs the loop went through (set when it ends): give it "
+        "to Move Message, Set Message Flags or Delete Marked Messages to act on all of them in "
+        "one command."
+    )
+    uids_only: bool = flag(
+        False,
+        help="Only put the matching UIDs into save_uids_to: the body does not run and nothing "
+        "is fetched unless a condition needs it (the bulk form).",
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ImapDownload:
+    connection: str = _connection()
+    uid: str = _uid()
+    save_to_file: str | None = path(help="Full path of the .eml file to write.")
+    folder: str | None = path(
+        help="Local folder to save into (with file_name), when save_to_file is empty."
+    )
+    file_name: str | None = text(
+        "{uid}.eml",
+        help="File name in folder; {uid}, {subject}, {from}, {date}, {message_id} are filled "
+        "from the message.",
+    )
+    if_exists: IfExists = choice(
+        IfExists,
+        IfExists.UNIQUE,
+        help="When the file exists: overwrite, unique (name (1).eml) or error.",
+    )
+    attachments_folder: str | None = path(help="Also save the attachments here (names made safe).")
+    save_path_to: str | None = variable(help="Variable that receives the path of the .eml file.")
+    mark_seen: bool = flag(False, help="Set \\Seen on the message after saving it.")
+
+
+@attrs.frozen(kw_only=True)
+class ImapGetFlags:
+    connection: str = _connection()
+    uid: str = _uid()
+    save_to: str | None = variable("Flags", help="Variable for the flags (space-separated).")
+    as_json: bool = flag(False, help="Save a JSON list instead of space-separated text.")
+
+
+@attrs.frozen(kw_only=True)
+class ImapSetFlags:
+    connection: str = _connection()
+    uid: list[Any] = _uids()
+    operation: FlagOperation = choice(
+        FlagOperation, FlagOperation.ADD, help="add, remove, or replace all flags."
+    )
+    flags: str | None = text(
+        "",
+        help="Space-separated: \\Seen \\Answered \\Flagged \\Deleted \\Draft and keywords "
+        "(e.g. $Label1).",
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ImapDeleteMarked:
+    connection: str = _connection()
+    uids: list[Any] | None = items(
+        help="Only these UIDs (list or range; UID EXPUNGE, needs UIDPLUS); an empty list "
+        "expunges none; not given = every message marked \\Deleted."
+    )
+    save_count_to: str | None = variable(help="Variable for the number of messages expunged.")
+
+
+@attrs.frozen(kw_only=True)
+class ImapMove:
+    connection: str = _connection()
+    uid: list[Any] = _uids()
+    destination: str = text(required=True, help="Folder to move to.")
+    create_if_missing: bool = flag(False, help="Create the destination when it does not exist.")
+    save_new_uid_to: str | None = variable(
+        help="Variable for the new UID (one message) or JSON {old: new}."
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ImapFolderInfo:
+    connection: str = _connection()
+    folder: str | None = text("", help="Folder; empty = the selected one.")
+    save_to: str | None = variable(
+        "FolderInfo",
+        help="Variable for JSON {folder,total,unseen,recent,uidnext,uidvalidity}.",
+    )
+
+
+# --- the actions ---------------------------------------------------------------------------------
+
+ACTIONS: list[Action[Any]] = [
+    Action(
+        title="IMAP Open",
         category=CATEGORY,
-        run=run,
-        params=tuple(params),
-        errors=errs,
-        **kw,
-    )
-
-
-def _download_params() -> list[Param]:
-    return [
-        Param(
-            name="save_to_file", type=ParamType.PATH, help="Full path of the .eml file to write."
+        params=ImapOpen,
+        run=commands.run_open,
+        errors=(
+            *LOGIN_ERRORS,
+            errors.FolderNotFound,
+            errors.MailProtocolError,
+            errors.InvalidParameter,
+            schema.ConnectionInUse,
         ),
-        Param(
-            name="folder",
-            type=ParamType.PATH,
-            help="Local folder to save into (with file_name), when save_to_file is empty.",
-        ),
-        Param(
-            name="file_name",
-            default="{uid}.eml",
-            help="File name in folder; {uid}, {subject}, {from}, {date}, {message_id} are "
-            "filled from the message.",
-        ),
-        Param(
-            name="if_exists",
-            type=ParamType.CHOICE,
-            choices=IF_EXISTS,
-            default="unique",
-            help="When the file exists: overwrite, unique (name (1).eml) or error.",
-        ),
-        Param(
-            name="attachments_folder",
-            type=ParamType.PATH,
-            help="Also save the attachments here (names made safe).",
-        ),
-        Param(
-            name="save_path_to",
-            sets_variable=True,
-            help="Variable that receives the path of the .eml file.",
-        ),
-    ]
-
-
-def action_specs(services: Any) -> list[ActionSpec]:
-    """Every IMAP action, for ``robomail_register_actions``."""
-    conn = _connection_param()
-    return [
-        _spec(
-            "IMAP Open",
-            lazy_run(IMAP, "_open", services),
-            [
-                *connection_params("imap"),
-                conn,
-                Param(
-                    name="folder",
-                    default="INBOX",
-                    help="Folder to select (plain Unicode name); empty = none.",
-                ),
-                Param(
-                    name="read_only",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Select with EXAMINE: nothing can be changed, \\Recent is kept.",
-                ),
-            ],
-            (*LOGIN_ERRORS, E_FOLDER, E_SERVER, E_PARAM, E_IN_USE),
-            description="Connects and logs in to an IMAP server and registers the connection.",
-        ),
-        _spec(
-            "IMAP Close",
-            lazy_run(IMAP, "_close"),
-            [
-                conn,
-                Param(
-                    name="expunge",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Expunge messages marked \\Deleted first; false = LOGOUT only.",
-                ),
-            ],
-            SESSION_ERRORS,
-            description="Logs out (LOGOUT: nothing is expunged unless expunge is true).",
-        ),
-        _spec(
-            "IMAP Select Mail Folder",
-            lazy_run(IMAP, "_select"),
-            [
-                conn,
-                Param(name="folder", required=True, help="Folder to select (plain Unicode)."),
-                Param(
-                    name="read_only",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="EXAMINE instead of SELECT.",
-                ),
-                Param(
-                    name="create_if_missing",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Create the folder when it does not exist.",
-                ),
-                Param(
-                    name="save_info_to",
-                    sets_variable=True,
-                    help="Variable for JSON {folder,total,recent,uidnext,uidvalidity,...}.",
-                ),
-            ],
-            (*SESSION_ERRORS, E_FOLDER),
-        ),
-        _spec(
-            "IMAP Mail Loop",
-            lazy_run(IMAP, "_mail_loop"),
-            [
-                conn,
-                Param(
-                    name="folder",
-                    default="",
-                    help="Folder to loop over (selected for the body); empty = selected.",
-                ),
-                Param(
-                    name="messages",
-                    type=ParamType.CHOICE,
-                    choices=MESSAGES_CHOICES,
-                    default="all",
-                    help="Which messages by flag.",
-                ),
-                *conditions_params(),
-                Param(
-                    name="raw_search",
-                    help="Extra IMAP SEARCH criteria as written (e.g. 'HEADER X-Spam yes').",
-                ),
-                Param(
-                    name="order",
-                    type=ParamType.CHOICE,
-                    choices=("oldest", "newest"),
-                    default="oldest",
-                    help="oldest first or newest first (by UID).",
-                ),
-                Param(
-                    name="max_messages",
-                    type=ParamType.INT,
-                    default=0,
-                    help="Stop after this many messages; 0 = no limit.",
-                ),
-                Param(
-                    name="mark_seen",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Set \\Seen on each message processed (false: peek).",
-                ),
-                Param(
-                    name="include_body",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Fetch bodies: body_text/body_html and attachment details.",
-                ),
-                Param(
-                    name="save_to",
-                    default="Msg",
-                    sets_variable=True,
-                    help="Variable that receives each message's info (JSON).",
-                ),
-                Param(
-                    name="save_uids_to",
-                    sets_variable=True,
-                    help="Variable for the list of UIDs the loop went through (set when it "
-                    "ends): give it to Move Message, Set Message Flags or Delete Marked "
-                    "Messages to act on all of them in one command.",
-                ),
-                Param(
-                    name="uids_only",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Only put the matching UIDs into save_uids_to: the body does not run "
-                    "and nothing is fetched unless a condition needs it (the bulk form).",
-                ),
-            ],
-            (*SESSION_ERRORS, E_FOLDER),
-            loop=True,
-            description="Runs the body once per matching message over a snapshot of UIDs.",
-        ),
-        _spec(
-            "IMAP Download Message",
-            lazy_run(IMAP, "_download"),
-            [
-                conn,
-                _uid_param(),
-                *_download_params(),
-                Param(
-                    name="mark_seen",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Set \\Seen on the message after saving it.",
-                ),
-            ],
-            (*SESSION_ERRORS, E_NOT_FOUND, E_FILE),
-        ),
-        _spec(
-            "IMAP Get Message Flags",
-            lazy_run(IMAP, "_get_flags"),
-            [
-                conn,
-                _uid_param(),
-                Param(
-                    name="save_to",
-                    default="Flags",
-                    sets_variable=True,
-                    help="Variable for the flags (space-separated).",
-                ),
-                Param(
-                    name="as_json",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Save a JSON list instead of space-separated text.",
-                ),
-            ],
-            (*SESSION_ERRORS, E_NOT_FOUND),
-        ),
-        _spec(
-            "IMAP Set Message Flags",
-            lazy_run(IMAP, "_set_flags"),
-            [
-                conn,
-                _uid_param(ranges=True),
-                Param(
-                    name="operation",
-                    type=ParamType.CHOICE,
-                    choices=("add", "remove", "replace"),
-                    default="add",
-                    help="add, remove, or replace all flags.",
-                ),
-                Param(
-                    name="flags",
-                    default="",
-                    help="Space-separated: \\Seen \\Answered \\Flagged \\Deleted \\Draft and "
-                    "keywords (e.g. $Label1).",
-                ),
-            ],
-            (*SESSION_ERRORS, E_NOT_FOUND),
-        ),
-        _spec(
-            "IMAP Delete Marked Messages",
-            lazy_run(IMAP, "_delete_marked"),
-            [
-                conn,
-                Param(
-                    name="uids",
-                    type=ParamType.LIST,
-                    help="Only these UIDs (list or range; UID EXPUNGE, needs UIDPLUS); an "
-                    "empty list expunges none; not given = every message marked \\Deleted.",
-                ),
-                Param(
-                    name="save_count_to",
-                    sets_variable=True,
-                    help="Variable for the number of messages expunged.",
-                ),
-            ],
-            SESSION_ERRORS,
-        ),
-        _spec(
-            "IMAP Move Message",
-            lazy_run(IMAP, "_move"),
-            [
-                conn,
-                _uid_param(ranges=True),
-                Param(name="destination", required=True, help="Folder to move to."),
-                Param(
-                    name="create_if_missing",
-                    type=ParamType.BOOL,
-                    default=False,
-                    help="Create the destination when it does not exist.",
-                ),
-                Param(
-                    name="save_new_uid_to",
-                    sets_variable=True,
-                    help="Variable for the new UID (one message) or JSON {old: new}.",
-                ),
-            ],
-            (*SESSION_ERRORS, E_FOLDER, E_NOT_FOUND),
-        ),
-        _spec(
-            "IMAP Folder Info",
-            lazy_run(IMAP, "_folder_info"),
-            [
-                conn,
-                Param(name="folder", default="", help="Folder; empty = the selected one."),
-                Param(
-                    name="save_to",
-                    default="FolderInfo",
-                    sets_variable=True,
-                    help="Variable for JSON {folder,total,unseen,recent,uidnext,uidvalidity}.",
-                ),
-            ],
-            (*SESSION_ERRORS, E_FOLDER),
-        ),
-    ]
+        description="Connects and logs in to an IMAP server and registers the connection.",
+        uses_services=True,
+    ),
+    Action(
+        title="IMAP Close",
+        category=CATEGORY,
+        params=ImapClose,
+        run=commands.run_close,
+        errors=SESSION_ERRORS,
+        description="Logs out (LOGOUT: nothing is expunged unless expunge is true).",
+    ),
+    Action(
+        title="IMAP Select Mail Folder",
+        category=CATEGORY,
+        params=ImapSelect,
+        run=commands.run_select,
+        errors=(*SESSION_ERRORS, errors.FolderNotFound),
+    ),
+    Action(
+        title="IMAP Mail Loop",
+        category=CATEGORY,
+        params=ImapMailLoop,
+        run=commands.run_mail_loop,
+        errors=(*SESSION_ERRORS, errors.FolderNotFound),
+        loop=True,
+        description="Runs the body once per matching message over a snapshot of UIDs.",
+    ),
+    Action(
+        title="IMAP Download Message",
+        category=CATEGORY,
+        params=ImapDownload,
+        run=commands.run_download,
+        errors=(*SESSION_ERRORS, errors.MessageNotFound, errors.FileError),
+    ),
+    Action(
+        title="IMAP Get Message Flags",
+        category=CATEGORY,
+        params=ImapGetFlags,
+        run=commands.run_get_flags,
+        errors=(*SESSION_ERRORS, errors.MessageNotFound),
+    ),
+    Action(
+        title="IMAP Set Message Flags",
+        category=CATEGORY,
+        params=ImapSetFlags,
+        run=commands.run_set_flags,
+        errors=(*SESSION_ERRORS, errors.MessageNotFound),
+    ),
+    Action(
+        title="IMAP Delete Marked Messages",
+        category=CATEGORY,
+        params=ImapDeleteMarked,
+        run=commands.run_delete_marked,
+        errors=SESSION_ERRORS,
+    ),
+    Action(
+        title="IMAP Move Message",
+        category=CATEGORY,
+        params=ImapMove,
+        run=commands.run_move,
+        errors=(*SESSION_ERRORS, errors.FolderNotFound, errors.MessageNotFound),
+    ),
+    Action(
+        title="IMAP Folder Info",
+        category=CATEGORY,
+        params=ImapFolderInfo,
+        run=commands.run_folder_info,
+        errors=(*SESSION_ERRORS, errors.FolderNotFound),
+    ),
+]

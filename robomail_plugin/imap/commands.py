@@ -8,7 +8,7 @@ An action costs one command: nothing is checked before a UID command, the server
 what happened (COPYUID and EXPUNGE for a move, FETCH for a store), and only an answer that does
 not tell is followed by a ``UID FETCH`` of the UIDs in doubt. A list of UIDs (a loop's
 ``save_uids_to``) is one command per ``imap_session.MAX_SET_CHARS`` of UID set.
-``imap_actions`` declares the actions (imported at start-up); this module is imported when one of
+``imap.actions`` declares the actions (imported at start-up); this module is imported when one of
 them first runs.
 """
 
@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
-from robomail_plugin.imap.actions import DEFAULT_CONNECTION
+from robomail_plugin.imap.actions import DEFAULT_CONNECTION, FlagOperation, Order
 from robomail_plugin.imap.fetch import iter_messages
 from robomail_plugin.imap.search import (
     SearchPlan,
@@ -41,7 +41,24 @@ from robomail_plugin.message import files
 from robomail_plugin.message.conditions import parse_conditions
 from robomail_plugin.message.info import parse_message, walk_parts
 from robomail_plugin.message.wire_text import wire_text
+from robomail_plugin.schema import ActionContext
 from robomail_plugin.transport.connect import ConnectionSettings, open_imap_as
+
+if TYPE_CHECKING:
+    from robomail_plugin.imap.actions import (
+        ImapClose,
+        ImapDeleteMarked,
+        ImapDownload,
+        ImapFolderInfo,
+        ImapGetFlags,
+        ImapMailLoop,
+        ImapMove,
+        ImapOpen,
+        ImapSelect,
+        ImapSetFlags,
+    )
+    from robomail_plugin.services import Services
+    from robomail_plugin.shared_params import Login
 
 SYSTEM_FLAGS = {f.lower(): f for f in ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft")}
 _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom without \ % * ] ( )
@@ -49,8 +66,9 @@ _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom wi
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _session(ctx: Any, params: Mapping[str, Any], *, closing: bool = False) -> ImapSession:
-    name = params.get("connection") or DEFAULT_CONNECTION
+def _session(ctx: ActionContext, connection: str | None, *, closing: bool = False) -> ImapSession:
+    """The open IMAP connection of that name ("" or None: the default one)."""
+    name = connection or DEFAULT_CONNECTION
     session = ctx.connection(name, KIND)
     if not isinstance(session, ImapSession):
         raise errors.InvalidParameter(f"connection {name!r} is not an IMAP connection.")
@@ -60,9 +78,9 @@ def _session(ctx: Any, params: Mapping[str, Any], *, closing: bool = False) -> I
     return session
 
 
-def connect_session(ctx: Any, params: Mapping[str, Any], services: Any) -> ImapSession:
-    """Opens and logs in per the connection params; the caller registers or closes it."""
-    settings = ConnectionSettings.from_params("imap", params)
+def connect_session(ctx: ActionContext, login: Login, services: Services) -> ImapSession:
+    """Opens and logs in per ``login`` (an ``ImapLogin``); the caller registers or closes it."""
+    settings = ConnectionSettings.from_login(login)
     # the account comes from the login itself: an OAuth record is read once per login
     client, account = open_imap_as(settings, services, log=ctx.log, add_secret=ctx.add_secret)
     return ImapSession(client, settings, account)
@@ -180,11 +198,20 @@ def _present(session: ImapSession, uids: list[int]) -> set[int]:
     return found & set(uids)
 
 
-_STORE_ITEMS = {"add": b"+FLAGS", "remove": b"-FLAGS", "replace": b"FLAGS"}
+_STORE_ITEMS = {
+    FlagOperation.ADD: b"+FLAGS",
+    FlagOperation.REMOVE: b"-FLAGS",
+    FlagOperation.REPLACE: b"FLAGS",
+}
 
 
 def _store(
-    session: ImapSession, uid_set: str, operation: str, flags: list[str], *, silent: bool
+    session: ImapSession,
+    uid_set: str,
+    operation: FlagOperation,
+    flags: list[str],
+    *,
+    silent: bool,
 ) -> dict[int, list[Any]]:
     """One ``UID STORE``; the flags the server reported for each UID it named.
 
@@ -215,7 +242,7 @@ def _store(
 
 
 def _store_changes_nothing(
-    session: ImapSession, uid: int, operation: str, flags: list[str]
+    session: ImapSession, uid: int, operation: FlagOperation, flags: list[str]
 ) -> bool:
     """Whether, by the flags the running loop fetched, a STORE leaves ``uid`` as it was: the
     server then sends no FETCH back, and that silence is no sign of a missing message."""
@@ -224,9 +251,9 @@ def _store_changes_nothing(
         return False
     have = {f.lower() for f in cur.flags} - {"\\recent"}
     wanted = {f.lower() for f in flags}
-    if operation == "add":
+    if operation is FlagOperation.ADD:
         return wanted <= have
-    if operation == "remove":
+    if operation is FlagOperation.REMOVE:
         return not wanted & have
     return wanted == have
 
@@ -234,14 +261,14 @@ def _store_changes_nothing(
 # --- actions -------------------------------------------------------------------------------------
 
 
-def _open(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
-    name = params.get("connection") or DEFAULT_CONNECTION
+def run_open(services: Services, ctx: ActionContext, params: ImapOpen) -> None:
+    name = params.connection or DEFAULT_CONNECTION
     ImapSession.release_dropped(ctx, name)
-    session = connect_session(ctx, params, services)
+    session = connect_session(ctx, params.login, services)
     try:
-        folder = params.get("folder") or ""
+        folder = params.folder or ""
         if folder:
-            info = session.select(folder, read_only=bool(params.get("read_only")))
+            info = session.select(folder, read_only=params.read_only)
             where = f"; folder {folder!r} ({info['total']} messages)"
         else:
             where = "; no folder selected"
@@ -255,12 +282,12 @@ def _open(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
     )
 
 
-def _close(ctx: Any, params: Mapping[str, Any]) -> None:
-    name = params.get("connection") or DEFAULT_CONNECTION
-    session = _session(ctx, params, closing=True)
+def run_close(ctx: ActionContext, params: ImapClose) -> None:
+    name = params.connection or DEFAULT_CONNECTION
+    session = _session(ctx, params.connection, closing=True)
     ctx.close_connection(name, KIND)
     try:
-        if params.get("expunge"):
+        if params.expunge:
             folder = session.require_selected("IMAP Close with expunge")
             session.require_writable("IMAP Close with expunge")
             _msg, resps = session.call("EXPUNGE", session.client.expunge)
@@ -271,40 +298,38 @@ def _close(ctx: Any, params: Mapping[str, Any]) -> None:
     ctx.log(f"IMAP connection {name!r} closed")
 
 
-def _select(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
-    folder = params.get("folder") or ""
+def run_select(ctx: ActionContext, params: ImapSelect) -> None:
+    session = _session(ctx, params.connection)
+    folder = params.folder or ""
     if not folder:
         raise errors.InvalidParameter("folder is empty: give the folder to select, e.g. INBOX.")
     info = session.select(
-        folder,
-        read_only=bool(params.get("read_only")),
-        create_if_missing=bool(params.get("create_if_missing")),
+        folder, read_only=params.read_only, create_if_missing=params.create_if_missing
     )
-    if params.get("save_info_to"):
-        ctx.set_variable(params["save_info_to"], info)
+    if params.save_info_to:
+        ctx.set_variable(params.save_info_to, info)
     ctx.log(f"selected {folder!r}: {info['total']} messages")
 
 
-def _mail_loop(ctx: Any, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    session = _session(ctx, params)
-    conditions = parse_conditions(params.get("conditions"), params.get("match"))
-    plan = plan_search(params.get("messages") or "all", conditions)
-    max_messages = int(params.get("max_messages") or 0)
+def run_mail_loop(ctx: ActionContext, params: ImapMailLoop) -> Iterator[dict[str, Any]]:
+    session = _session(ctx, params.connection)
+    conditions = parse_conditions(params.filters.conditions, params.filters.match)
+    plan = plan_search(params.messages, conditions)
+    max_messages = params.max_messages or 0
     if max_messages < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more.")
-    if params.get("uids_only") and not params.get("save_uids_to"):
+    if params.uids_only and not params.save_uids_to:
         raise errors.InvalidParameter(
             "uids_only needs save_uids_to: the variable that receives the matching UIDs."
         )
     previous = (session.folder, session.read_only)
     outer_message = session.current
-    folder = folder_name(params.get("folder") or "")
+    folder = folder_name(params.folder or "")
     if folder and folder != session.folder:
         session.select(folder, read_only=session.read_only)
     folder = session.require_selected("IMAP Mail Loop")
     try:
-        if params.get("uids_only"):
+        if params.uids_only:
             _collect_uids(ctx, params, session, folder, plan, max_messages)
             return
         yield from _loop_selected(ctx, params, session, folder, plan, max_messages)
@@ -320,12 +345,12 @@ def _mail_loop(ctx: Any, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
 def mark_seen_uids(session: ImapSession, uids: list[int]) -> None:
     """Sets \\Seen on ``uids`` (UID STORE +FLAGS.SILENT, one command per UID set)."""
     for uid_set in uid_sets(list(uids)):
-        _store(session, uid_set, "add", ["\\Seen"], silent=True)
+        _store(session, uid_set, FlagOperation.ADD, ["\\Seen"], silent=True)
 
 
 def _collect_uids(
-    ctx: Any,
-    params: Mapping[str, Any],
+    ctx: ActionContext,
+    params: ImapMailLoop,
     session: ImapSession,
     folder: str,
     plan: SearchPlan,
@@ -333,8 +358,8 @@ def _collect_uids(
 ) -> None:
     """The bulk form: the matching UIDs into ``save_uids_to``, the body never runs. Only
     conditions SEARCH cannot express make it fetch (headers, or bodies when they need them)."""
-    uids = search_uids(session, plan.criteria, params.get("raw_search"))
-    if (params.get("order") or "oldest") == "newest":
+    uids = search_uids(session, plan.criteria, params.raw_search)
+    if params.order is Order.NEWEST:
         uids.reverse()
     if plan.client:
         uids = [
@@ -344,36 +369,37 @@ def _collect_uids(
         ]
     if max_messages:
         uids = uids[:max_messages]
-    mark_seen = bool(params.get("mark_seen"))
+    mark_seen = params.mark_seen
     if mark_seen and session.read_only:
         ctx.log(f"mark_seen ignored: {folder!r} was selected read-only", "warning")
     elif mark_seen and uids:
         mark_seen_uids(session, uids)
-    ctx.set_variable(params["save_uids_to"], uids)
+    save_uids_to = params.save_uids_to or ""  # run_mail_loop checked it is given
+    ctx.set_variable(save_uids_to, uids)
     ctx.log(
         f"IMAP Mail Loop: {len(uids)} matching UID(s) in {folder!r} saved to "
-        f"{params['save_uids_to']!r} (uids_only: the body did not run)"
+        f"{save_uids_to!r} (uids_only: the body did not run)"
     )
 
 
 def _loop_selected(
-    ctx: Any,
-    params: Mapping[str, Any],
+    ctx: ActionContext,
+    params: ImapMailLoop,
     session: ImapSession,
     folder: str,
     plan: SearchPlan,
     max_messages: int,
 ) -> Iterator[dict[str, Any]]:
-    save_to = params.get("save_to") or "Msg"
+    save_to = params.save_to or "Msg"
     read_only = session.read_only
-    mark_seen = bool(params.get("mark_seen"))
+    mark_seen = params.mark_seen
     if mark_seen and read_only:
         ctx.log(f"mark_seen ignored: {folder!r} was selected read-only", "warning")
         mark_seen = False
-    include_body = bool(params.get("include_body"))
+    include_body = params.include_body
 
-    uids = search_uids(session, plan.criteria, params.get("raw_search"))
-    if (params.get("order") or "oldest") == "newest":
+    uids = search_uids(session, plan.criteria, params.raw_search)
+    if params.order is Order.NEWEST:
         uids.reverse()
     ctx.log(
         f"IMAP Mail Loop: {len(uids)} message(s) in {folder!r} match the server search"
@@ -413,17 +439,17 @@ def _loop_selected(
         if max_messages and len(done) >= max_messages:
             break
     session.current = None
-    if params.get("save_uids_to"):
-        ctx.set_variable(params["save_uids_to"], done)
+    if params.save_uids_to:
+        ctx.set_variable(params.save_uids_to, done)
     ctx.log(f"IMAP Mail Loop: {len(done)} message(s) processed")
 
 
-def _download(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
+def run_download(ctx: ActionContext, params: ImapDownload) -> None:
+    session = _session(ctx, params.connection)
     session.require_selected("IMAP Download Message")
-    uid = _single_uid(params.get("uid"))
-    mark_seen = bool(params.get("mark_seen"))
-    if_exists = files.check_if_exists(params.get("if_exists"))
+    uid = _single_uid(params.uid)
+    mark_seen = params.mark_seen
+    if_exists = params.if_exists
     cur = session.current_message(uid)
     msg = None
     if cur is not None and cur.raw is not None:  # the loop fetched it a moment ago
@@ -443,50 +469,48 @@ def _download(ctx: Any, params: Mapping[str, Any]) -> None:
         raw,
         uid=uid,
         number=number,
-        save_to_file=params.get("save_to_file") or None,
-        folder=params.get("folder") or None,
-        file_name=params.get("file_name") or "{uid}.eml",
+        save_to_file=params.save_to_file or None,
+        folder=params.folder or None,
+        file_name=params.file_name or "{uid}.eml",
         if_exists=if_exists,
         parsed=msg,
     )
     saved = [path]
-    if params.get("attachments_folder"):
+    if params.attachments_folder:
         _text, _html, found = walk_parts(msg if msg is not None else parse_message(raw))
-        saved += files.extract_attachments(found, params["attachments_folder"], if_exists)
+        saved += files.extract_attachments(found, params.attachments_folder, if_exists)
     if mark_seen and "\\Seen" not in flags:
         session.require_writable("IMAP Download Message with mark_seen")
         mark_seen_uids(session, [uid])
         if cur is not None and cur.flags is not None:
             cur.flags.add("\\Seen")
-    if params.get("save_path_to"):
-        ctx.set_variable(params["save_path_to"], str(path))
+    if params.save_path_to:
+        ctx.set_variable(params.save_path_to, str(path))
     ctx.log(
         f"saved UID {uid} to {str(path)!r}"
         + (f" and {len(saved) - 1} attachment(s)" if len(saved) > 1 else "")
     )
 
 
-def _get_flags(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
-    uid = _single_uid(params.get("uid"))
+def run_get_flags(ctx: ActionContext, params: ImapGetFlags) -> None:
+    session = _session(ctx, params.connection)
+    uid = _single_uid(params.uid)
     entry = _fetch_one(session, uid, ["FLAGS"])
     flags = [f.decode() if isinstance(f, bytes) else str(f) for f in entry.get(b"FLAGS", ())]
     session.flags_changed(uid, flags)
-    value: Any = flags if params.get("as_json") else " ".join(flags)
-    ctx.set_variable(params.get("save_to") or "Flags", value)
+    value: Any = flags if params.as_json else " ".join(flags)
+    ctx.set_variable(params.save_to or "Flags", value)
 
 
-def _set_flags(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
+def run_set_flags(ctx: ActionContext, params: ImapSetFlags) -> None:
+    session = _session(ctx, params.connection)
     folder = session.require_selected("IMAP Set Message Flags")
     session.require_writable("IMAP Set Message Flags")
-    uids = _uids(params.get("uid"))
-    flags = parse_flags(params.get("flags"))
-    operation = (params.get("operation") or "add").lower()
-    if not flags and operation != "replace":
+    uids = _uids(params.uid)
+    flags = parse_flags(params.flags)
+    operation = params.operation
+    if not flags and operation is not FlagOperation.REPLACE:
         raise errors.InvalidParameter("flags is empty: give e.g. \\Seen or \\Flagged.")
-    if operation not in _STORE_ITEMS:
-        raise errors.InvalidParameter("operation must be add, remove or replace.")
     shown = " ".join(flags) or "(no flags)"
     if not uids:
         ctx.log(f"{operation} {shown}: no UIDs given (an empty list), nothing changed")
@@ -522,11 +546,11 @@ def _shown_uids(uids: list[int | str]) -> str:
     return text + (f" ... ({len(uids)} in all)" if len(uids) > 20 else "")
 
 
-def _delete_marked(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
+def run_delete_marked(ctx: ActionContext, params: ImapDeleteMarked) -> None:
+    session = _session(ctx, params.connection)
     folder = session.require_selected("IMAP Delete Marked Messages")
     session.require_writable("IMAP Delete Marked Messages")
-    raw_uids = params.get("uids")
+    raw_uids = params.uids
     if raw_uids is not None:
         uids = _uids(raw_uids, what="uids")
         if uids and not session.has("UIDPLUS"):
@@ -547,8 +571,8 @@ def _delete_marked(ctx: Any, params: Mapping[str, Any]) -> None:
         count = sum(1 for r in resps if len(r) > 1 and r[1] in _EXPUNGE_WORDS)
     if count:
         session.current = None  # sequence numbers moved; the loop's message may be gone
-    if params.get("save_count_to"):
-        ctx.set_variable(params["save_count_to"], count)
+    if params.save_count_to:
+        ctx.set_variable(params.save_count_to, count)
     ctx.log(f"expunged {count} message(s) from {folder!r}")
 
 
@@ -575,16 +599,16 @@ def parse_copyuid(text: str) -> dict[int, int]:
     return dict(zip(src, dst, strict=False)) if len(src) == len(dst) else {}
 
 
-def _move(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
+def run_move(ctx: ActionContext, params: ImapMove) -> None:
+    session = _session(ctx, params.connection)
     folder = session.require_selected("IMAP Move Message")
     session.require_writable("IMAP Move Message")
-    uids = _uids(params.get("uid"))
+    uids = _uids(params.uid)
     destination = _move_destination(params, folder)
     explicit = _explicit(uids)
     if not uids:
-        if params.get("save_new_uid_to"):
-            ctx.set_variable(params["save_new_uid_to"], {})
+        if params.save_new_uid_to:
+            ctx.set_variable(params.save_new_uid_to, {})
         ctx.log(f"no UIDs given (an empty list): nothing moved to {destination!r}")
         return
     use_move = session.has("MOVE")
@@ -600,7 +624,7 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
         targets = [u for u in explicit if u in present]
         checked = True
     mapping: dict[int, int] = {}
-    create = bool(params.get("create_if_missing"))
+    create = params.create_if_missing
     for uid_set in uid_sets(targets):
         moved, expunged = _move_set(session, uid_set, destination, create, use_move, uidplus)
         mapping.update(moved)
@@ -609,8 +633,8 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
     if targets:
         session.current = None  # the loop's message left the folder (or may have)
     how = _move_method(ctx, session, folder, use_move, uidplus, bool(targets))
-    if params.get("save_new_uid_to"):
-        ctx.set_variable(params["save_new_uid_to"], _new_uids_value(explicit, mapping))
+    if params.save_new_uid_to:
+        ctx.set_variable(params.save_new_uid_to, _new_uids_value(explicit, mapping))
     if missing:
         error = _missing_error(missing, folder)
         if len(missing) < len(uids):
@@ -621,10 +645,10 @@ def _move(ctx: Any, params: Mapping[str, Any]) -> None:
     ctx.log(f"moved UID {_shown_uids(uids)} from {folder!r} to {destination!r} ({how})")
 
 
-def _move_destination(params: Mapping[str, Any], folder: str) -> str:
+def _move_destination(params: ImapMove, folder: str) -> str:
     """The folder to move to, checked before the server is asked anything: an empty one, or the
     selected folder itself, is a mistake in the task."""
-    destination = folder_name(params.get("destination") or "")
+    destination = folder_name(params.destination or "")
     if not destination:
         raise errors.InvalidParameter("destination is empty: give the folder to move to.")
     if destination == folder:
@@ -633,7 +657,12 @@ def _move_destination(params: Mapping[str, Any], folder: str) -> str:
 
 
 def _move_method(
-    ctx: Any, session: ImapSession, folder: str, use_move: bool, uidplus: bool, moved_any: bool
+    ctx: ActionContext,
+    session: ImapSession,
+    folder: str,
+    use_move: bool,
+    uidplus: bool,
+    moved_any: bool,
 ) -> str:
     """How the messages were moved, for the log. Without MOVE and UIDPLUS the originals stay
     behind marked \\Deleted, which a loop over the folder would see again: that gets a warning."""
@@ -712,7 +741,7 @@ def _move_set(
     session.known_folders.add(destination)
     if use_move:
         return mapping, _expunges(session)
-    _store(session, uid_set, "add", ["\\Deleted"], silent=True)
+    _store(session, uid_set, FlagOperation.ADD, ["\\Deleted"], silent=True)
     if uidplus:
         session.call("UID EXPUNGE", client.uid_expunge, uid_set)
     return mapping, _expunges(session)
@@ -727,9 +756,9 @@ def _destination_missing(session: ImapSession, folder: str, exc: errors.Robomail
     return not session.folder_exists(folder)
 
 
-def _folder_info(ctx: Any, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
-    folder = folder_name(params.get("folder") or "")
+def run_folder_info(ctx: ActionContext, params: ImapFolderInfo) -> None:
+    session = _session(ctx, params.connection)
+    folder = folder_name(params.folder or "")
     folder = folder or session.require_selected("IMAP Folder Info")
     session.ensure_folder(folder, False)
     status = session.call(f"STATUS {folder!r}", session.client.folder_status, folder)
@@ -741,5 +770,5 @@ def _folder_info(ctx: Any, params: Mapping[str, Any]) -> None:
         "uidnext": int(status.get(b"UIDNEXT", 0)),
         "uidvalidity": int(status.get(b"UIDVALIDITY", 0)),
     }
-    ctx.set_variable(params.get("save_to") or "FolderInfo", info)
+    ctx.set_variable(params.save_to or "FolderInfo", info)
     ctx.log(f"{folder!r}: {info['total']} messages, {info['unseen']} unseen")

@@ -17,22 +17,22 @@ import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.message.conditions import Condition, Conditions
-from robomail_plugin.shared_params import MESSAGES_CHOICES
+from robomail_plugin.shared_params import Messages
 
 if TYPE_CHECKING:
     from imapclient import IMAPClient
 
-_MESSAGES_KEYS: dict[str, list[Any]] = {
-    "all": [],
-    "unseen": ["UNSEEN"],
-    "seen": ["SEEN"],
-    "flagged": ["FLAGGED"],
-    "unflagged": ["UNFLAGGED"],
-    "answered": ["ANSWERED"],
-    "unanswered": ["UNANSWERED"],
-    "deleted": ["DELETED"],
-    "undeleted": ["UNDELETED"],
-    "new": ["NEW"],
+_MESSAGES_KEYS: dict[Messages, list[Any]] = {
+    Messages.ALL: [],
+    Messages.UNSEEN: ["UNSEEN"],
+    Messages.SEEN: ["SEEN"],
+    Messages.FLAGGED: ["FLAGGED"],
+    Messages.UNFLAGGED: ["UNFLAGGED"],
+    Messages.ANSWERED: ["ANSWERED"],
+    Messages.UNANSWERED: ["UNANSWERED"],
+    Messages.DELETED: ["DELETED"],
+    Messages.UNDELETED: ["UNDELETED"],
+    Messages.NEW: ["NEW"],
 }
 _TEXT_KEYS = {
     "from": "FROM",
@@ -56,13 +56,15 @@ class SearchPlan:
         return self.client.needs_body
 
 
-def messages_keys(messages: str) -> list[Any]:
-    key = (messages or "all").strip().lower()
-    if key not in _MESSAGES_KEYS:
+def messages_keys(messages: Messages | str | None) -> list[Any]:
+    """The SEARCH keys of a ``messages`` choice (a member, or its value as text)."""
+    try:
+        member = Messages(str(messages or Messages.ALL).strip().lower())
+    except ValueError:
         raise errors.InvalidParameter(
-            f"messages {messages!r} is not one of {', '.join(MESSAGES_CHOICES)}."
-        )
-    return list(_MESSAGES_KEYS[key])
+            f"messages {messages!r} is not one of {', '.join(Messages)}."
+        ) from None
+    return list(_MESSAGES_KEYS[member])
 
 
 def _value(text: str) -> bytes:
@@ -104,7 +106,7 @@ def _or_tree(parts: list[list[Any]]) -> list[Any]:
     return ["OR", *parts[0], *_or_tree(parts[1:])]
 
 
-def plan_search(messages: str, conditions: Conditions) -> SearchPlan:
+def plan_search(messages: Messages | str | None, conditions: Conditions) -> SearchPlan:
     """Criteria for ``messages`` + ``conditions``; what SEARCH cannot do is left to the client."""
     criteria: list[Any] = messages_keys(messages)
     client: list[Condition] = []
