@@ -1,96 +1,93 @@
-"""Check for Email: its declaration.
+"""Check for Email: its parameters and its run.
 
-Imported at start-up, so it imports no mail code: ``run`` imports ``check`` (which does the work)
+Imported at start-up, so it imports no mail code: ``commands`` (which does the work) is imported
 the first time the action runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from robomail_plugin.imap.actions import E_FILE, E_FOLDER, E_PARAM, E_SERVER, LOGIN_ERRORS
-from robomail_plugin.lazy import lazy_run
-from robomail_plugin.schema import ActionSpec, Param, ParamType
-from robomail_plugin.shared_params import MESSAGES_CHOICES, conditions_params, connection_params
+import attrs
 
+from robomail_plugin import errors
+from robomail_plugin.declare import Action, choice, flag, group, path, tailored, text, variable
+from robomail_plugin.lazy import deferred_module
+from robomail_plugin.shared_params import ConditionParams, Login, Messages
 
-def _params() -> list[Param]:
-    # The IMAP connection params, with the help texts that name both protocols.
-    both_protocols = {
-        "server": Param(name="server", required=True, help="Server host name or address."),
-        "port": Param(
-            name="port",
-            type=ParamType.INT,
-            help="TCP port; empty = the standard one (IMAP 993/143, POP3 995/110).",
-        ),
-    }
-    conn = [both_protocols.get(p.name, p) for p in connection_params("imap")]
-    return [
-        Param(
-            name="protocol",
-            type=ParamType.CHOICE,
-            choices=("imap", "pop3"),
-            default="imap",
-            help="imap or pop3.",
-        ),
-        *conn,
-        Param(name="folder", default="INBOX", help="IMAP folder to check."),
-        Param(
-            name="messages",
-            type=ParamType.CHOICE,
-            choices=MESSAGES_CHOICES,
-            default="unseen",
-            help="IMAP: which messages by flag (default unseen).",
-        ),
-        *conditions_params(),
-        Param(
-            name="only_new",
-            type=ParamType.BOOL,
-            default=False,
-            help="Report only messages that arrived since this task's previous check "
-            "(remembered across runs; on POP3 the only way to get 'new').",
-        ),
-        Param(
-            name="mark_seen",
-            type=ParamType.BOOL,
-            default=False,
-            help="Set \\Seen on the messages found.",
-        ),
-        Param(
-            name="save_count_to",
-            sets_variable=True,
-            help="Variable for the number of messages found.",
-        ),
-        Param(
-            name="save_to",
-            sets_variable=True,
-            help="Variable for a JSON list of the messages' info.",
-        ),
-        Param(
-            name="save_uids_to",
-            sets_variable=True,
-            help="Variable for the list of the UIDs found (IMAP UIDs, POP3 UIDLs): IMAP Move "
-            "Message, Set Message Flags and Delete Marked Messages take it whole.",
-        ),
-        Param(
-            name="download_to",
-            type=ParamType.PATH,
-            help="Folder to save each message found as <uid>.eml.",
-        ),
-    ]
+if TYPE_CHECKING:
+    from robomail_plugin.check import commands
+else:
+    commands = deferred_module("robomail_plugin.check.commands")
 
 
-def action_specs(services: Any) -> list[ActionSpec]:
-    """Check for Email, for ``robomail_register_actions``."""
-    return [
-        ActionSpec(
-            id="robomail.check_for_email",
-            title="Check for Email",
-            category="Email",
-            run=lazy_run("robomail_plugin.check.commands", "run_check", services),
-            params=tuple(_params()),
-            errors=(*LOGIN_ERRORS, E_FOLDER, E_SERVER, E_PARAM, E_FILE),
-            description="Opens a connection, finds matching (or new) messages, records them and "
-            "closes. Finding none is not an error.",
-        )
-    ]
+class Protocol(enum.StrEnum):
+    """Which protocol Check for Email speaks (not ``typing.Protocol``)."""
+
+    IMAP = "imap"
+    POP3 = "pop3"
+
+
+@attrs.frozen(
+    kw_only=True,
+    field_transformer=tailored(
+        server={"help": "Server host name or address."},
+        port={"help": "TCP port; empty = the standard one (IMAP 993/143, POP3 995/110)."},
+    ),
+)
+class CheckLogin(Login):
+    """The IMAP login, with help texts naming both protocols; the action's ``protocol`` says
+    which one it is (``ConnectionSettings.from_login(login, protocol=...)``)."""
+
+    protocol: ClassVar[str] = "imap"
+
+
+@attrs.frozen(kw_only=True)
+class CheckForEmail:
+    protocol: Protocol = choice(Protocol, Protocol.IMAP, help="imap or pop3.")
+    login: CheckLogin = group(CheckLogin)
+    folder: str = text("INBOX", help="IMAP folder to check.")
+    messages: Messages = choice(
+        Messages, Messages.UNSEEN, help="IMAP: which messages by flag (default unseen)."
+    )
+    filters: ConditionParams = group(ConditionParams)
+    only_new: bool = flag(
+        False,
+        help="Report only messages that arrived since this task's previous check "
+        "(remembered across runs; on POP3 the only way to get 'new').",
+    )
+    mark_seen: bool = flag(False, help="Set \\Seen on the messages found.")
+    save_count_to: str | None = variable(help="Variable for the number of messages found.")
+    save_to: str | None = variable(help="Variable for a JSON list of the messages' info.")
+    save_uids_to: str | None = variable(
+        help="Variable for the list of the UIDs found (IMAP UIDs, POP3 UIDLs): IMAP Move "
+        "Message, Set Message Flags and Delete Marked Messages take it whole."
+    )
+    download_to: str | None = path(help="Folder to save each message found as <uid>.eml.")
+
+
+ACTIONS: list[Action[Any]] = [
+    Action(
+        title="Check for Email",
+        category="Email",
+        params=CheckForEmail,
+        run=commands.run_check,
+        uses_services=True,
+        description="Opens a connection, finds matching (or new) messages, records them and "
+        "closes. Finding none is not an error.",
+        errors=(
+            errors.ConnectFailed,
+            errors.LoginFailed,
+            errors.LoginTemporaryFailure,
+            errors.RecordNotFound,
+            errors.TokenError,
+            errors.TokenTemporaryError,
+            errors.StoreError,
+            errors.FolderNotFound,
+            errors.MailProtocolError,
+            errors.InvalidParameter,
+            errors.FileError,
+        ),
+    )
+]

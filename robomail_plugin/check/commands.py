@@ -1,38 +1,42 @@
 """Check for Email: one self-contained step that opens, searches, records and closes.
 
-IMAP is here; POP3 plugs in through ``CHECKERS`` (helper module ``pop3`` provides
-``check_for_email(ctx, params, services, conditions) -> list[dict]`` and registers it below).
+IMAP is here; POP3's is ``pop3.commands.check_for_email``, which ``CHECKERS`` finds.
 ``only_new`` remembers, per task, the highest UID an earlier check saw in this account and folder
 (reset when the folder's UIDVALIDITY changes), so "new" means "arrived since the last check".
-``check_actions`` declares the action (imported at start-up); this module is imported on its first
-run.
+``check.actions`` declares the action (imported at start-up); this module is imported on its
+first run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from robomail_plugin import errors
+from robomail_plugin.check.actions import Protocol
 from robomail_plugin.imap.commands import connect_session, mark_seen_uids, search_uids
 from robomail_plugin.imap.fetch import iter_messages
 from robomail_plugin.imap.search import SearchPlan, plan_search
 from robomail_plugin.imap.session import ImapSession
 from robomail_plugin.message import files
 from robomail_plugin.message.conditions import Conditions, parse_conditions
+from robomail_plugin.schema import ActionContext
 
-Checker = Callable[[Any, Mapping[str, Any], Any, Conditions], list[dict[str, Any]]]
+if TYPE_CHECKING:
+    from robomail_plugin.check.actions import CheckForEmail
+    from robomail_plugin.services import Services
+
+Checker = Callable[[ActionContext, "CheckForEmail", "Services", Conditions], list[dict[str, Any]]]
 
 
 def _check_imap(
-    ctx: Any, params: Mapping[str, Any], services: Any, conditions: Conditions
+    ctx: ActionContext, params: CheckForEmail, services: Services, conditions: Conditions
 ) -> list[dict[str, Any]]:
-    plan = plan_search(params.get("messages") or "unseen", conditions)
-    folder = params.get("folder") or "INBOX"
-    mark_seen = bool(params.get("mark_seen"))
-    only_new = bool(params.get("only_new"))
-    download_to = params.get("download_to") or None
-    session = connect_session(ctx, params, services)
+    plan = plan_search(params.messages, conditions)
+    folder = params.folder or "INBOX"
+    mark_seen = params.mark_seen
+    only_new = params.only_new
+    download_to = params.download_to or None
+    session = connect_session(ctx, params.login, services)
     try:
         # EXAMINE unless we change flags: a check must not disturb \Recent or anything else.
         selected = session.select(folder, read_only=not mark_seen)
@@ -42,7 +46,7 @@ def _check_imap(
         if last_uid:
             criteria += ["UID", f"{last_uid + 1}:*"]
         uids = [u for u in search_uids(session, criteria) if u > last_uid]
-        if plan.client or download_to or params.get("save_to"):
+        if plan.client or download_to or params.save_to:
             found = _fetch_matching(session, uids, plan, download_to)
         else:
             # only a count or the UIDs are wanted: the search said it all, fetch nothing
@@ -57,7 +61,9 @@ def _check_imap(
         session.close()
 
 
-def _last_checked_uid(ctx: Any, key: str, selected: Mapping[str, Any], folder: str) -> int:
+def _last_checked_uid(
+    ctx: ActionContext, key: str, selected: Mapping[str, Any], folder: str
+) -> int:
     """The highest UID an earlier ``only_new`` check saw here; 0 when there was none, or when
     the folder was rebuilt since (a new UIDVALIDITY makes the old UIDs mean nothing)."""
     state = ctx.load_state(key)
@@ -73,7 +79,7 @@ def _last_checked_uid(ctx: Any, key: str, selected: Mapping[str, Any], folder: s
 
 
 def _fetch_matching(
-    session: ImapSession, uids: list[int], plan: SearchPlan, download_to: Any
+    session: ImapSession, uids: list[int], plan: SearchPlan, download_to: str | None
 ) -> list[dict[str, Any]]:
     """The found messages' info, fetched for the conditions the server cannot check, for
     ``download_to`` or for ``save_to``; bodies are read for the conditions only, not returned."""
@@ -108,35 +114,35 @@ def _mark_found_seen(session: ImapSession, found: list[dict[str, Any]]) -> None:
 
 
 def _check_pop3(
-    ctx: Any, params: Mapping[str, Any], services: Any, conditions: Conditions
+    ctx: ActionContext, params: CheckForEmail, services: Services, conditions: Conditions
 ) -> list[dict[str, Any]]:
-    from robomail_plugin.pop3 import commands as pop3
+    from robomail_plugin.pop3.commands import check_for_email
 
-    checker = getattr(pop3, "check_for_email", None)
-    if checker is None:
-        raise errors.InvalidParameter(
-            "Check for Email over POP3 is not available in this version; use protocol: imap, "
-            "or a POP3 Mail Loop with skip_seen."
-        )
-    return list(checker(ctx, params, services, conditions))
-
-
-#: protocol -> checker. POP3's lives in pop3.py (``check_for_email``); this entry only finds it.
-CHECKERS: dict[str, Checker] = {"imap": _check_imap, "pop3": _check_pop3}
+    return check_for_email(
+        ctx,
+        params.login,
+        services,
+        conditions,
+        only_new=params.only_new,
+        mark_seen=params.mark_seen,
+        download_to=params.download_to or None,
+    )
 
 
-def run_check(services: Any, ctx: Any, params: Mapping[str, Any]) -> None:
-    protocol = (params.get("protocol") or "imap").lower()
-    checker = CHECKERS.get(protocol)
-    if checker is None:
-        raise errors.InvalidParameter(f"protocol must be imap or pop3, not {protocol!r}.")
-    conditions = parse_conditions(params.get("conditions"), params.get("match"))
-    found = checker(ctx, params, services, conditions)
-    if params.get("save_count_to"):
-        ctx.set_variable(params["save_count_to"], len(found))
-    if params.get("save_to"):
-        ctx.set_variable(params["save_to"], found)
-    if params.get("save_uids_to"):
-        ctx.set_variable(params["save_uids_to"], [info["uid"] for info in found])
-    what = "new " if params.get("only_new") else ""
-    ctx.log(f"Check for Email: {len(found)} {what}message(s) found over {protocol.upper()}")
+#: protocol -> checker. POP3's lives in ``pop3.commands`` (``check_for_email``).
+CHECKERS: dict[Protocol, Checker] = {Protocol.IMAP: _check_imap, Protocol.POP3: _check_pop3}
+
+
+def run_check(services: Services, ctx: ActionContext, params: CheckForEmail) -> None:
+    conditions = parse_conditions(params.filters.conditions, params.filters.match)
+    found = CHECKERS[params.protocol](ctx, params, services, conditions)
+    if params.save_count_to:
+        ctx.set_variable(params.save_count_to, len(found))
+    if params.save_to:
+        ctx.set_variable(params.save_to, found)
+    if params.save_uids_to:
+        ctx.set_variable(params.save_uids_to, [info["uid"] for info in found])
+    what = "new " if params.only_new else ""
+    ctx.log(
+        f"Check for Email: {len(found)} {what}message(s) found over {params.protocol.upper()}"
+    )

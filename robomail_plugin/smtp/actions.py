@@ -1,76 +1,118 @@
-"""SMTP Send Email: its declaration.
+"""SMTP Send Email: its parameters and its run.
 
-Imported at start-up, so it imports no mail code: ``run`` imports ``smtp`` (which does the work)
+Imported at start-up, so it imports no mail code: ``commands`` (which does the work) is imported
 the first time the action runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from typing import TYPE_CHECKING, Any
 
-from robomail_plugin.lazy import lazy_run
-from robomail_plugin.schema import ActionSpec, ErrorCode, Param, ParamType
-from robomail_plugin.shared_params import connection_params
+import attrs
 
-KIND = "smtp"
+from robomail_plugin import errors
+from robomail_plugin.declare import (
+    Action,
+    choice,
+    data,
+    flag,
+    group,
+    path,
+    text,
+    variable,
+)
+from robomail_plugin.lazy import deferred_module
+from robomail_plugin.shared_params import SmtpLogin
+
+if TYPE_CHECKING:
+    from robomail_plugin.smtp import commands
+else:
+    commands = deferred_module("robomail_plugin.smtp.commands")
 
 
-def action_specs(services: Any) -> list[ActionSpec]:
-    return [ActionSpec(
-        id="robomail.smtp_send_email", title="SMTP Send Email", category="Email",
-        run=lazy_run("robomail_plugin.smtp.commands", "run_send", services),
+class BodyFormat(enum.StrEnum):
+    TEXT = "text"
+    HTML = "html"
+    HTML_TEXT = "html+text"
+
+
+class Priority(enum.StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+@attrs.frozen(kw_only=True)
+class SendEmail:
+    login: SmtpLogin = group(SmtpLogin)
+    sender: str | None = text(
+        name="from",
+        help="Sender, 'Name <address>' or an address; empty = the login's address.",
+    )
+    to: Any = data(help="Recipients, separated by ',' or ';' (or a list).")
+    cc: Any = data(help="Copy recipients.")
+    bcc: Any = data(help="Blind copy recipients: they get the message but appear in no header.")
+    reply_to: Any = data(help="Reply-To address(es).")
+    subject: str = text("", help="Subject (any language).")
+    body: str = text("", help="The message text (or HTML).")
+    body_format: BodyFormat = choice(
+        BodyFormat,
+        BodyFormat.TEXT,
+        help="text; html; or html+text = HTML with a plain-text alternative derived from it.",
+    )
+    body_file: str | None = path(help="Read the body from this file (UTF-8; used instead of body).")
+    charset: str = text("utf-8", help="Charset of the text parts.")
+    attachments: Any = data(
+        help="Files to attach: paths separated by ';' (or a list); wildcards such as "
+        "C:/out/*.pdf. A missing file stops the action before anything is sent."
+    )
+    priority: Priority = choice(
+        Priority, Priority.NORMAL, help="Sets X-Priority and Importance."
+    )
+    read_receipt: bool = flag(
+        False, help="Ask for a read receipt (Disposition-Notification-To: the sender)."
+    )
+    headers: Any = data(help="Extra headers as a mapping, e.g. {X-Ticket: '42'}.")
+    save_copy_to: str | None = path(
+        help="Also save the sent message as this .eml file (without Bcc)."
+    )
+    save_message_id_to: str | None = variable(
+        help="Variable for the Message-ID of the sent message."
+    )
+    fail_on_any_refused: bool = flag(
+        False, help="Fail when the server refuses any recipient (default: warn and go on)."
+    )
+
+
+ACTIONS: list[Action[Any]] = [
+    Action(
+        title="SMTP Send Email",
+        category="Email",
+        params=SendEmail,
+        run=commands.run_send,
+        uses_services=True,
         description="Builds and sends one message over SMTP (password, OAuth or no login; "
-                    "STARTTLS or implicit TLS). Everything is checked before connecting.",
-        params=tuple([
-            *connection_params(KIND),
-            Param(name="from", default=None,
-                  help="Sender, 'Name <address>' or an address; empty = the login's address."),
-            Param(name="to", type=ParamType.JSON, default=None,
-                  help="Recipients, separated by ',' or ';' (or a list)."),
-            Param(name="cc", type=ParamType.JSON, default=None, help="Copy recipients."),
-            Param(name="bcc", type=ParamType.JSON, default=None,
-                  help="Blind copy recipients: they get the message but appear in no header."),
-            Param(name="reply_to", type=ParamType.JSON, default=None,
-                  help="Reply-To address(es)."),
-            Param(name="subject", default="", help="Subject (any language)."),
-            Param(name="body", default="", help="The message text (or HTML)."),
-            Param(name="body_format", type=ParamType.CHOICE,
-                  choices=("text", "html", "html+text"), default="text",
-                  help="text; html; or html+text = HTML with a plain-text alternative derived "
-                       "from it."),
-            Param(name="body_file", type=ParamType.PATH, default=None,
-                  help="Read the body from this file (UTF-8; used instead of body)."),
-            Param(name="charset", default="utf-8", help="Charset of the text parts."),
-            Param(name="attachments", type=ParamType.JSON, default=None,
-                  help="Files to attach: paths separated by ';' (or a list); wildcards such as "
-                       "C:/out/*.pdf. A missing file stops the action before anything is sent."),
-            Param(name="priority", type=ParamType.CHOICE, choices=("high", "normal", "low"),
-                  default="normal", help="Sets X-Priority and Importance."),
-            Param(name="read_receipt", type=ParamType.BOOL, default=False,
-                  help="Ask for a read receipt (Disposition-Notification-To: the sender)."),
-            Param(name="headers", type=ParamType.JSON, default=None,
-                  help="Extra headers as a mapping, e.g. {X-Ticket: '42'}."),
-            Param(name="save_copy_to", type=ParamType.PATH, default=None,
-                  help="Also save the sent message as this .eml file (without Bcc)."),
-            Param(name="save_message_id_to", default=None, sets_variable=True,
-                  help="Variable for the Message-ID of the sent message."),
-            Param(name="fail_on_any_refused", type=ParamType.BOOL, default=False,
-                  help="Fail when the server refuses any recipient (default: warn and go on)."),
-        ]),
-        errors=tuple([
-            ErrorCode(code="invalid_parameter", meaning="An address, header, charset or other "
-                      "parameter is wrong (e.g. a line break in a header value)."),
-            ErrorCode(code="file_error", meaning="An attachment or body_file is missing, or the "
-                      "copy could not be saved."),
-            ErrorCode(code="connect_failed", meaning="Cannot reach the server or TLS failed."),
-            ErrorCode(code="login_failed", meaning="Login or OAuth token rejected."),
-            ErrorCode(code="login_temporary", meaning="The server could not check the login "
-                      "now; try again later."),
-            ErrorCode(code="send_failed", meaning="The server refused the sender, the message "
-                      "(e.g. as too big: 552) or every recipient (or any, with "
-                      "fail_on_any_refused)."),
-            ErrorCode(code="record_not_found", meaning="No OAuth record has that Record Name."),
-            ErrorCode(code="token_refused", meaning="The token endpoint refused."),
-            ErrorCode(code="token_temporary", meaning="The token endpoint is unreachable."),
-        ]),
-    )]
+        "STARTTLS or implicit TLS). Everything is checked before connecting.",
+        errors=(
+            errors.InvalidParameter.because(
+                "An address, header, charset or other parameter is wrong (e.g. a line break in "
+                "a header value)."
+            ),
+            errors.FileError.because(
+                "An attachment or body_file is missing, or the copy could not be saved."
+            ),
+            errors.ConnectFailed,
+            errors.LoginFailed,
+            errors.LoginTemporaryFailure,
+            errors.SendFailed.because(
+                "The server refused the sender, the message (e.g. as too big: 552) or every "
+                "recipient (or any, with fail_on_any_refused)."
+            ),
+            errors.RecordNotFound,
+            errors.TokenError,
+            errors.TokenTemporaryError,
+            errors.StoreError,
+        ),
+    )
+]

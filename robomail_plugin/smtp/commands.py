@@ -3,8 +3,8 @@
 Everything that can be wrong with the parameters (addresses, a CR or LF in a header value,
 missing attachments, a charset that cannot hold the text) is found before connecting, so a task
 never half-sends. The connection and login are ``connect.open_smtp``'s job.
-``smtp_actions`` declares the action (imported at start-up); this module is imported on its first
-run.
+``smtp.actions`` declares the action (imported at start-up); this module is imported on its
+first run.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from robomail_plugin import errors
 from robomail_plugin.message import files
 from robomail_plugin.message.info import html_to_text
 from robomail_plugin.schema import ActionContext
-from robomail_plugin.smtp.actions import KIND
+from robomail_plugin.shared_params import Auth
+from robomail_plugin.smtp.actions import BodyFormat, Priority
 from robomail_plugin.transport import connect
 from robomail_plugin.transport.connect import smtp_reply
 
@@ -33,10 +34,13 @@ if TYPE_CHECKING:
     from email.headerregistry import Address
     from email.message import EmailMessage
 
+    from robomail_plugin.services import Services
+    from robomail_plugin.smtp.actions import SendEmail
+
 PRIORITIES = {
-    "high": ("1 (Highest)", "High"),
-    "normal": None,
-    "low": ("5 (Lowest)", "Low"),
+    Priority.HIGH: ("1 (Highest)", "High"),
+    Priority.NORMAL: None,
+    Priority.LOW: ("5 (Lowest)", "Low"),
 }
 # Headers that have their own parameter (or are structural) and cannot be set via ``headers``.
 RESERVED_HEADERS = frozenset({
@@ -196,19 +200,19 @@ def _read_body_file(path: str) -> str:
 # --- building ------------------------------------------------------------------------------------
 
 
-def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMessage, list[str]]:
+def build_message(params: SendEmail, sender: Address) -> tuple[EmailMessage, list[str]]:
     """The message (no Bcc header) and the envelope recipients (to + cc + bcc)."""
     import email.policy
     from email.message import EmailMessage
 
-    to = parse_addresses("to", params.get("to"))
-    cc = parse_addresses("cc", params.get("cc"))
-    bcc = parse_addresses("bcc", params.get("bcc"))
+    to = parse_addresses("to", params.to)
+    cc = parse_addresses("cc", params.cc)
+    bcc = parse_addresses("bcc", params.bcc)
     if not (to or cc or bcc):
         raise errors.InvalidParameter("give at least one recipient in to, cc or bcc")
-    reply_to = parse_addresses("reply_to", params.get("reply_to"))
-    subject = no_line_breaks("subject", str(params.get("subject") or ""))
-    custom = parse_headers(params.get("headers"))
+    reply_to = parse_addresses("reply_to", params.reply_to)
+    subject = no_line_breaks("subject", params.subject)
+    custom = parse_headers(params.headers)
     charset = _charset(params)
     body = _body(params)
 
@@ -219,16 +223,16 @@ def build_message(params: Mapping[str, Any], sender: Address) -> tuple[EmailMess
             msg[name] = addresses
     msg["Subject"] = subject
     _add_headers(msg, params, sender, custom)
-    _set_body(msg, body, params.get("body_format") or "text", charset)
-    _attach(msg, resolve_attachments(params.get("attachments")))
+    _set_body(msg, body, params.body_format, charset)
+    _attach(msg, resolve_attachments(params.attachments))
     recipients = [a.addr_spec for a in (*to, *cc, *bcc)]
     return msg, list(dict.fromkeys(recipients))
 
 
-def _charset(params: Mapping[str, Any]) -> str:
+def _charset(params: SendEmail) -> str:
     """The body's charset, checked by name before building: an unknown one is a parameter
-    error, not a LookupError from deep inside the email package."""
-    charset = str(params.get("charset") or "utf-8").strip()
+    error, not a LookupError from deep inside the email package. An empty one is utf-8."""
+    charset = (params.charset or "utf-8").strip()
     try:
         "".encode(charset)
     except LookupError:
@@ -236,15 +240,15 @@ def _charset(params: Mapping[str, Any]) -> str:
     return charset
 
 
-def _body(params: Mapping[str, Any]) -> str:
+def _body(params: SendEmail) -> str:
     """The body text: ``body_file``'s content when one is given, else ``body``."""
-    if params.get("body_file"):
-        return _read_body_file(str(params["body_file"]))
-    return str(params.get("body") or "")
+    if params.body_file:
+        return _read_body_file(params.body_file)
+    return params.body
 
 
 def _add_headers(
-    msg: EmailMessage, params: Mapping[str, Any], sender: Address, custom: list[tuple[str, str]]
+    msg: EmailMessage, params: SendEmail, sender: Address, custom: list[tuple[str, str]]
 ) -> None:
     """Date, Message-ID, priority and read receipt, then the task's own headers. A task's own
     Message-ID or Date replaces the generated one: a second copy would make the message
@@ -253,10 +257,10 @@ def _add_headers(
     domain = sender.domain or "localhost"
     if not any(n.lower() == "message-id" for n, _ in custom):
         msg["Message-ID"] = email.utils.make_msgid(domain=domain)
-    priority = PRIORITIES.get(str(params.get("priority") or "normal"))
+    priority = PRIORITIES[params.priority]
     if priority:
         msg["X-Priority"], msg["Importance"] = priority
-    if params.get("read_receipt"):
+    if params.read_receipt:
         msg["Disposition-Notification-To"] = str(sender)
     for name, value in custom:
         if name.lower() in ("message-id", "date"):
@@ -264,13 +268,13 @@ def _add_headers(
         msg[name] = value
 
 
-def _set_body(msg: EmailMessage, body: str, fmt: Any, charset: str) -> None:
+def _set_body(msg: EmailMessage, body: str, fmt: BodyFormat, charset: str) -> None:
     """The body as text, HTML, or both (the text made from the HTML, for mail programs that
     show no HTML); a character the charset cannot hold is a parameter error."""
     try:
-        if fmt == "html":
+        if fmt is BodyFormat.HTML:
             msg.set_content(body, subtype="html", charset=charset)
-        elif fmt == "html+text":
+        elif fmt is BodyFormat.HTML_TEXT:
             msg.set_content(html_to_text(body), charset=charset)
             msg.add_alternative(body, subtype="html", charset=charset)
         else:
@@ -296,14 +300,14 @@ def _attach(msg: EmailMessage, paths: list[Path]) -> None:
                            filename=path.name)
 
 
-def _sender(params: Mapping[str, Any], settings: connect.ConnectionSettings,
+def _sender(params: SendEmail, settings: connect.ConnectionSettings,
             account: str | None) -> Address:
     """``from``, else the login's user name (password) or the record's Client Account."""
-    raw = params.get("from")
+    raw = params.sender
     if not raw:
-        if settings.auth == "password" and "@" in settings.username:
+        if settings.auth is Auth.PASSWORD and "@" in settings.username:
             raw = settings.username
-        elif settings.auth == "oauth":
+        elif settings.auth is Auth.OAUTH:
             raw = account
     if not raw:
         raise errors.InvalidParameter("from is empty: give the sender's address")
@@ -381,17 +385,17 @@ def send(smtp: smtplib.SMTP, msg: EmailMessage, sender: str, recipients: list[st
     return {a: smtp_reply(c, t) for a, (c, t) in refused.items()}
 
 
-def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    settings = connect.ConnectionSettings.from_params(KIND, params)
+def run_send(services: Services, ctx: ActionContext, params: SendEmail) -> None:
+    settings = connect.ConnectionSettings.from_login(params.login)
     # the record is read once: its Client Account is the default sender and the login's user
     account = (
         str(services.store.get(settings.oauth_record).client_account)
-        if settings.auth == "oauth"
+        if settings.auth is Auth.OAUTH
         else None
     )
     sender = _sender(params, settings, account)
     msg, recipients = build_message(params, sender)
-    if params.get("body") and params.get("body_file"):
+    if params.body and params.body_file:
         ctx.log("both body and body_file are given: the body is read from body_file", "warning")
     smtp = connect.open_smtp(
         settings, services, log=ctx.log, add_secret=ctx.add_secret, account=account
@@ -409,15 +413,15 @@ def run_send(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> No
         detail = "; ".join(f"{a} ({reply})" for a, reply in refused.items())
         text = (f"the server refused {len(refused)} recipient(s): {detail}; the message was sent "
                 f"to the other {len(accepted)}")
-        if params.get("fail_on_any_refused"):
+        if params.fail_on_any_refused:
             raise errors.SendFailed(text.capitalize() + ".", server_reply=detail)
         ctx.log(text, "warning")
-    if params.get("save_copy_to"):
+    if params.save_copy_to:
         try:
-            files.write_file(params["save_copy_to"], msg.as_bytes(), "overwrite")
+            files.write_file(params.save_copy_to, msg.as_bytes(), "overwrite")
         except errors.FileError as exc:
             raise errors.FileError(f"the message WAS sent, but its copy was not saved: {exc}"
                                    ) from None
-    if params.get("save_message_id_to"):
-        ctx.set_variable(params["save_message_id_to"], message_id)
+    if params.save_message_id_to:
+        ctx.set_variable(params.save_message_id_to, message_id)
     ctx.log(f"sent {message_id} via {settings.describe()} to {len(accepted)} recipient(s)")
