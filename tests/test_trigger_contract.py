@@ -27,7 +27,7 @@ from robomail_plugin.schema import (
     TriggerSpec,
     TriggerVariable,
 )
-from robomail_plugin.trigger.actions import LazyWatch
+from robomail_plugin.trigger.actions import BoundWatch
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,8 @@ def test_hook_robomail_register_triggers_declares_the_mail_triggers(host):
                 "match", "poll_interval", "existing_mail"} <= names
         assert spec.param("password").secret
         assert [v.name for v in spec.variables] == ["Msg", "MsgUid"]
-        assert isinstance(spec.watch, LazyWatch)
-        inspect.signature(spec.watch.resolve()).bind(*spec.watch.args, "ctx", "params", "stop")
+        assert isinstance(spec.watch, BoundWatch)
+        inspect.signature(spec.watch.watch.resolve()).bind("services", "ctx", "params", "stop")
     assert {"folder", "push", "idle_minutes", "keepalive"} <= {p.name for p in imap.params}
     assert imap.param("idle_minutes").default == 29
     assert set(host.registry.triggers) >= {imap.id, pop3.id}

@@ -4,7 +4,7 @@ A ``Pop3Session`` wraps the logged-in ``poplib.POP3`` that ``connect.open_pop3``
 registered under the task's connection name. Message numbers stay valid for the whole POP3
 session (RFC 1939), so a loop's snapshot is the UIDL list taken when it starts; deleting inside
 the loop only marks (DELE) and takes effect at QUIT (Close with commit, or the end of the task).
-``pop3_actions`` declares the actions (imported at start-up); this module is imported when one of
+``pop3.actions`` declares the actions (imported at start-up); this module is imported when one of
 them first runs.
 """
 
@@ -16,14 +16,30 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from robomail_plugin import errors
 from robomail_plugin.message import files
-from robomail_plugin.message.conditions import parse_conditions
+from robomail_plugin.message.conditions import Conditions, parse_conditions
 from robomail_plugin.message.info import message_info, parse_message, walk_parts
-from robomail_plugin.pop3.actions import DEFAULT_CONNECTION, KIND
+from robomail_plugin.pop3.actions import (
+    DEFAULT_CONNECTION,
+    KIND,
+    OnClose,
+    Order,
+    Pop3Close,
+    Pop3DeleteEmail,
+    Pop3DownloadEmail,
+    Pop3MailLoop,
+    Pop3MessagesCount,
+    Pop3Open,
+    Retrieve,
+)
 from robomail_plugin.schema import ActionContext
+from robomail_plugin.shared_params import Auth
 from robomail_plugin.transport import connect
 
 if TYPE_CHECKING:
     import poplib  # loaded with the connection (connect.open_pop3)
+
+    from robomail_plugin.services import Services
+    from robomail_plugin.shared_params import Login
 
 T = TypeVar("T")
 
@@ -105,26 +121,21 @@ class Pop3Session:
             self._sizes = result
         return self._sizes
 
-    def resolve(self, number: Any, uid: Any) -> tuple[int, str]:
+    def resolve(self, number: int | None, uid: str | None) -> tuple[int, str]:
         """``(number, uid)`` of the message named by number or uid (exactly one given)."""
-        has_number = number not in (None, "", 0)
-        has_uid = uid not in (None, "")
-        if has_number == has_uid:
+        if bool(number) == bool(uid):  # 0 and "" are no number and no uid
             raise errors.InvalidParameter(
                 "name the message by number or by uid (one of them): e.g. number: "
                 "{json:Msg.number} or uid: {json:Msg.uid}")
         table = self.uidl()
-        if has_uid:
+        if uid:
             for n, u in table.items():
                 if u == str(uid).strip():
                     return n, u
             raise errors.MessageNotFound(
                 f"no message with UIDL {str(uid)!r} on {self.settings.describe()} (it may have "
                 "been deleted)")
-        try:
-            n = int(number)
-        except (TypeError, ValueError):
-            raise errors.InvalidParameter(f"number {number!r} is not a message number") from None
+        n = int(number or 0)
         if n not in table:
             count = len(table)
             raise errors.MessageNotFound(
@@ -178,23 +189,23 @@ class Pop3Session:
         self.quit()
 
 
-def _session(ctx: ActionContext, params: Mapping[str, Any]) -> Pop3Session:
-    session: Pop3Session = ctx.connection(params.get("connection") or DEFAULT_CONNECTION, KIND)
+def _session(ctx: ActionContext, connection: str | None) -> Pop3Session:
+    session: Pop3Session = ctx.connection(connection or DEFAULT_CONNECTION, KIND)
     return session
 
 
 def account_key(settings: connect.ConnectionSettings) -> str:
     """Who is logged in where, for per-mailbox task state (skip_seen, only_new)."""
-    who = settings.username if settings.auth == "password" else f"oauth:{settings.oauth_record}"
+    who = settings.username if settings.auth == Auth.PASSWORD else f"oauth:{settings.oauth_record}"
     return f"pop3:{who}@{settings.server}:{settings.port}"
 
 
 # --- actions -------------------------------------------------------------------------------------
 
 
-def run_open(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    settings = connect.ConnectionSettings.from_params(KIND, params)
-    name = params.get("connection") or DEFAULT_CONNECTION
+def run_open(services: Services, ctx: ActionContext, params: Pop3Open) -> None:
+    settings = connect.ConnectionSettings.from_login(params.login)
+    name = params.connection or DEFAULT_CONNECTION
     pop = connect.open_pop3(settings, services, log=ctx.log, add_secret=ctx.add_secret)
     session = Pop3Session(pop, settings)
     try:
@@ -203,15 +214,15 @@ def run_open(services: Any, ctx: ActionContext, params: Mapping[str, Any]) -> No
     except BaseException:
         session.close()
         raise
-    if params.get("save_count_to"):
-        ctx.set_variable(params["save_count_to"], count)
+    if params.save_count_to:
+        ctx.set_variable(params.save_count_to, count)
     ctx.log(f"POP3 connection {name!r} open to {settings.describe()}: {count} message(s)")
 
 
-def run_close(ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    name = params.get("connection") or DEFAULT_CONNECTION
+def run_close(ctx: ActionContext, params: Pop3Close) -> None:
+    name = params.connection or DEFAULT_CONNECTION
     session: Pop3Session = ctx.close_connection(name, KIND)
-    if (params.get("on_close") or "commit") == "discard":
+    if params.on_close == OnClose.DISCARD:
         session.discard()
         ctx.log(f"POP3 connection {name!r} closed; deletions discarded (RSET)")
     else:
@@ -219,17 +230,17 @@ def run_close(ctx: ActionContext, params: Mapping[str, Any]) -> None:
         ctx.log(f"POP3 connection {name!r} closed; deletions committed")
 
 
-def run_count(ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    count, size = _session(ctx, params).stat()
-    if params.get("save_count_to"):
-        ctx.set_variable(params["save_count_to"], count)
-    if params.get("save_size_to"):
-        ctx.set_variable(params["save_size_to"], size)
+def run_count(ctx: ActionContext, params: Pop3MessagesCount) -> None:
+    count, size = _session(ctx, params.connection).stat()
+    if params.save_count_to:
+        ctx.set_variable(params.save_count_to, count)
+    if params.save_size_to:
+        ctx.set_variable(params.save_size_to, size)
     ctx.log(f"POP3 mailbox: {count} message(s), {size} bytes")
 
 
 def _matching(session: Pop3Session, table: Mapping[int, str], numbers: list[int],
-              skip: set[str], whole: bool, conditions: Any
+              skip: set[str], whole: bool, conditions: Conditions
               ) -> Iterator[tuple[bytes, dict[str, Any]]]:
     """Fetches each message whose UIDL is not in ``skip`` (only its headers, by TOP n 0, unless
     ``whole``) and yields ``(bytes, info)`` for those the conditions match. Shared by the Mail
@@ -245,19 +256,20 @@ def _matching(session: Pop3Session, table: Mapping[int, str], numbers: list[int]
             yield data, info
 
 
-def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
-    conditions = parse_conditions(params.get("conditions"), params.get("match"))
-    session = _session(ctx, params)
-    whole = params.get("retrieve") == "whole" or conditions.needs_body
-    limit = int(params.get("max_messages") or 0)
+def run_loop(ctx: ActionContext, params: Pop3MailLoop) -> Iterator[dict[str, Any]]:
+    conditions = parse_conditions(params.conditions, params.match)
+    session = _session(ctx, params.connection)
+    whole = params.retrieve == Retrieve.WHOLE or conditions.needs_body
+    limit = params.max_messages or 0
     if limit < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more")
-    save_to = params.get("save_to") or "Msg"
+    save_to = params.save_to or "Msg"
     table = dict(session.uidl())  # the snapshot
-    numbers = sorted(table, reverse=params.get("order") == "newest")
-    skip_seen = bool(params.get("skip_seen"))
+    numbers = sorted(table, reverse=params.order == Order.NEWEST)
     state_key = "skip_seen:" + account_key(session.settings)
-    seen: set[str] = set(ctx.load_state(state_key).get("uids", [])) if skip_seen else set()
+    seen: set[str] = (
+        set(ctx.load_state(state_key).get("uids", [])) if params.skip_seen else set()
+    )
     done: list[str] = []
     if not conditions and not seen:  # else which messages count is known only as they come
         ctx.progress(0, min(len(numbers), limit) if limit else len(numbers))
@@ -269,57 +281,57 @@ def run_loop(ctx: ActionContext, params: Mapping[str, Any]) -> Iterator[dict[str
             if limit and len(done) >= limit:
                 break
     finally:
-        if skip_seen and done:
+        if params.skip_seen and done:
             present = set(table.values())
             ctx.save_state(state_key, {"uids": sorted((seen & present) | set(done))})
 
 
-def run_download(ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
-    if not params.get("save_to_file") and not params.get("folder"):
+def run_download(ctx: ActionContext, params: Pop3DownloadEmail) -> None:
+    session = _session(ctx, params.connection)
+    if not params.save_to_file and not params.folder:
         raise errors.InvalidParameter(
             "say where to save the message: save_to_file, or folder (with file_name)")
-    mode = files.check_if_exists(params.get("if_exists"))
-    number, uid = session.resolve(params.get("number"), params.get("uid"))
+    number, uid = session.resolve(params.number, params.uid)
     data = session.retrieve(number)
     # written as it came; parsed only for a file name naming a header, or for attachments
     path = files.save_raw_message(data, uid=uid, number=number,
-                                  save_to_file=params.get("save_to_file") or None,
-                                  folder=params.get("folder") or None,
-                                  file_name=params.get("file_name") or "{uid}.eml",
-                                  if_exists=mode)
+                                  save_to_file=params.save_to_file or None,
+                                  folder=params.folder or None,
+                                  file_name=params.file_name or "{uid}.eml",
+                                  if_exists=params.if_exists)
     saved: list[str] = []
-    if params.get("attachments_folder"):
+    if params.attachments_folder:
         _text, _html, found = walk_parts(parse_message(data))
         saved = [str(p) for p in files.extract_attachments(
-            found, params["attachments_folder"], mode)]
-    if params.get("save_path_to"):
-        ctx.set_variable(params["save_path_to"], str(path))
+            found, params.attachments_folder, params.if_exists)]
+    if params.save_path_to:
+        ctx.set_variable(params.save_path_to, str(path))
     ctx.log(f"POP3 message {number} (UIDL {uid}) saved to {path}"
             + (f"; {len(saved)} attachment(s) extracted" if saved else ""))
 
 
-def run_delete(ctx: ActionContext, params: Mapping[str, Any]) -> None:
-    session = _session(ctx, params)
-    number, uid = session.resolve(params.get("number"), params.get("uid"))
+def run_delete(ctx: ActionContext, params: Pop3DeleteEmail) -> None:
+    session = _session(ctx, params.connection)
+    number, uid = session.resolve(params.number, params.uid)
     session.delete(number)
     ctx.log(f"POP3 message {number} (UIDL {uid}) marked for deletion (takes effect at Close)")
 
 
-def check_for_email(ctx: ActionContext, params: Mapping[str, Any], services: Any,
-                    conditions: Any) -> list[dict[str, Any]]:
-    """The POP3 branch of Check for Email (called by ``check.py``): open, list, filter, QUIT.
+def check_for_email(ctx: ActionContext, login: Login, services: Services,
+                    conditions: Conditions, *, only_new: bool = False, mark_seen: bool = False,
+                    download_to: str | None = None) -> list[dict[str, Any]]:
+    """The POP3 branch of Check for Email (called by ``check.commands``): open, list, filter,
+    QUIT. ``login`` is Check's own (its fields are POP3's here, whatever its ``protocol``).
 
     POP3 has no flags, so ``only_new`` (remember every UIDL an earlier check of this task saw in
     this mailbox) is the only way to tell new mail; ``messages`` and ``mark_seen`` do not apply.
     Headers come from TOP n 0 unless a condition reads the body or ``download_to`` is set.
     """
-    settings = connect.ConnectionSettings.from_params(KIND, params)
-    if params.get("mark_seen"):
+    settings = connect.ConnectionSettings.from_login(login, protocol=KIND)
+    if mark_seen:
         ctx.log("mark_seen does not apply to POP3 (it has no flags); use only_new", "warning")
-    download_to = params.get("download_to") or None
+    download_to = download_to or None
     whole = conditions.needs_body or bool(download_to)
-    only_new = bool(params.get("only_new"))
     key = "check:" + account_key(settings)
     pop = connect.open_pop3(settings, services, log=ctx.log, add_secret=ctx.add_secret)
     session = Pop3Session(pop, settings)

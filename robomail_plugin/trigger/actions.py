@@ -1,32 +1,168 @@
 """Email Arrived (IMAP) and Email Arrived (POP3): the trigger declarations.
 
-Imported at start-up (listing what the plugins offer), so it imports no mail code: ``watch``
-imports ``trigger_imap`` / ``trigger_pop3`` the first time a trigger runs.
+Imported at start-up (listing what the plugins offer), so it imports no mail code: each watch
+imports ``trigger.imap`` / ``trigger.pop3`` the first time it runs.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import enum
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from robomail_plugin.imap.actions import E_FILE, E_FOLDER, E_PARAM, E_SERVER, LOGIN_ERRORS
-from robomail_plugin.lazy import LazyRun
-from robomail_plugin.schema import Param, ParamType, TriggerSpec, TriggerVariable
-from robomail_plugin.shared_params import MESSAGES_CHOICES, conditions_params, connection_params
+import attrs
+
+from robomail_plugin import errors
+from robomail_plugin.declare import (
+    bind,
+    choice,
+    error_code,
+    flag,
+    group,
+    integer,
+    params_of,
+    path,
+    tailored,
+    text,
+)
+from robomail_plugin.lazy import deferred_module
+from robomail_plugin.schema import TriggerEvent, TriggerSpec, TriggerVariable
+from robomail_plugin.shared_params import ConditionParams, ImapLogin, Messages, Pop3Login
+
+if TYPE_CHECKING:
+    import threading
+
+    from robomail_plugin.schema import TriggerContext
+    from robomail_plugin.services import Services
+    from robomail_plugin.trigger import imap as imap_watch
+    from robomail_plugin.trigger import pop3 as pop3_watch
+else:
+    imap_watch = deferred_module("robomail_plugin.trigger.imap")
+    pop3_watch = deferred_module("robomail_plugin.trigger.pop3")
 
 CATEGORY = "Email"
 IDLE_MINUTES_MAX = 29  # RFC 3501: a server may log out a client silent for 30 minutes
 
 
-class LazyWatch(LazyRun):
-    """``module.function(*args, ctx, params, stop)``, the module imported on the first call."""
+class Push(enum.StrEnum):
+    IDLE = "idle"
+    POLL = "poll"
 
-    __slots__ = ()
 
-    def __call__(self, ctx: Any, params: Any, stop: Any = None) -> Any:
-        return self.resolve()(*self.args, ctx, params, stop)
+class ExistingMail(enum.StrEnum):
+    SKIP = "skip"
+    FIRE = "fire"
+
+
+_EXISTING_MAIL = (
+    ": skip = the mail already there counts as seen; fire = an event for each message already "
+    "there."
+)
+
+
+@attrs.frozen(kw_only=True)
+class TriggerOptions:
+    """What both triggers share after the conditions: pacing, the first start, what an event
+    carries (POP3's wording; ``ImapTriggerOptions`` adds UIDVALIDITY)."""
+
+    poll_interval: int = integer(
+        60,
+        help="Seconds between checks when polling (POP3 always; IMAP without IDLE or with "
+        "push: poll).",
+    )
+    max_backoff: int = integer(
+        300,
+        help="Longest wait in seconds between reconnection attempts (they start at about 1 s "
+        "and double, with jitter).",
+    )
+    existing_mail: ExistingMail = choice(
+        ExistingMail, ExistingMail.SKIP, help="At the first start" + _EXISTING_MAIL
+    )
+    with_body: bool = flag(
+        False,
+        help="Fetch whole messages: Msg gets body_text, body_html and the attachments list "
+        "(else headers only).",
+    )
+    download_to: str | None = path(
+        help="Folder to save each new message in as <uid>.eml (its path is Msg.file)."
+    )
+
+
+@attrs.frozen(
+    kw_only=True,
+    field_transformer=tailored(
+        existing_mail={
+            "help": "At the first start (and after a UIDVALIDITY change)" + _EXISTING_MAIL
+        }
+    ),
+)
+class ImapTriggerOptions(TriggerOptions):
+    pass
+
+
+@attrs.frozen(kw_only=True)
+class EmailArrivedImap:
+    login: ImapLogin = group(ImapLogin)
+    folder: str = text("INBOX", help="IMAP folder to watch.")
+    messages: Messages = choice(
+        Messages,
+        Messages.ALL,
+        help="Which new messages by flag (default all; unseen skips mail another client has "
+        "read already).",
+    )
+    push: Push = choice(
+        Push,
+        Push.IDLE,
+        help="idle = IMAP IDLE (RFC 2177) when the server offers it, else polling; poll = check "
+        "every poll_interval seconds.",
+    )
+    idle_minutes: int = integer(
+        IDLE_MINUTES_MAX,
+        help="Re-issue IDLE after this many minutes (1-29; servers may drop an IDLE client "
+        "after 30).",
+    )
+    keepalive: int = integer(
+        120,
+        help="Seconds of silence after which the connection is checked (DONE, NOOP, IDLE "
+        "again); a dead or half-open one is noticed within keepalive + timeout.",
+    )
+    filters: ConditionParams = group(ConditionParams)
+    options: ImapTriggerOptions = group(ImapTriggerOptions)
+
+
+@attrs.frozen(kw_only=True)
+class EmailArrivedPop3:
+    login: Pop3Login = group(Pop3Login)
+    filters: ConditionParams = group(ConditionParams)
+    options: TriggerOptions = group(TriggerOptions)
+
+
+class BoundWatch:
+    """``TriggerSpec.watch``: binds the host's mapping to the trigger's class, then calls
+    ``watch(services, ctx, params, stop)`` (its module imported on the first call)."""
+
+    __slots__ = ("params", "services", "watch")
+
+    def __init__(
+        self,
+        params: type[Any],
+        watch: Callable[..., Iterator[TriggerEvent]],
+        services: Services | None,
+    ) -> None:
+        self.params = params
+        self.watch = watch
+        self.services = services
+
+    def __call__(
+        self,
+        ctx: TriggerContext,
+        values: Mapping[str, Any],
+        stop: threading.Event | None = None,
+    ) -> Iterator[TriggerEvent]:
+        return self.watch(self.services, ctx, bind(self.params, values), stop)
 
     def __repr__(self) -> str:
-        return f"lazy_watch({self.module}.{self.function})"
+        return f"watch({self.params.__name__}: {self.watch!r})"
 
 
 VARIABLES = (
@@ -41,100 +177,30 @@ VARIABLES = (
     ),
 )
 
-
-def _common_params(protocol: str) -> list[Param]:
-    """What both triggers share after the connection: conditions, pacing, first start."""
-    return [
-        *conditions_params(),
-        Param(
-            name="poll_interval",
-            type=ParamType.INT,
-            default=60,
-            help="Seconds between checks when polling (POP3 always; IMAP without IDLE or with "
-            "push: poll).",
-        ),
-        Param(
-            name="max_backoff",
-            type=ParamType.INT,
-            default=300,
-            help="Longest wait in seconds between reconnection attempts (they start at about "
-            "1 s and double, with jitter).",
-        ),
-        Param(
-            name="existing_mail",
-            type=ParamType.CHOICE,
-            choices=("skip", "fire"),
-            default="skip",
-            help="At the first start"
-            + (" (and after a UIDVALIDITY change)" if protocol == "imap" else "")
-            + ": skip = the mail already there counts as seen; fire = an event for each "
-            "message already there.",
-        ),
-        Param(
-            name="with_body",
-            type=ParamType.BOOL,
-            default=False,
-            help="Fetch whole messages: Msg gets body_text, body_html and the attachments "
-            "list (else headers only).",
-        ),
-        Param(
-            name="download_to",
-            type=ParamType.PATH,
-            help="Folder to save each new message in as <uid>.eml (its path is Msg.file).",
-        ),
-    ]
+#: what logging in can raise, OAuth included
+LOGIN_ERRORS = (
+    errors.ConnectFailed,
+    errors.LoginFailed,
+    errors.LoginTemporaryFailure,
+    errors.RecordNotFound,
+    errors.TokenError,
+    errors.TokenTemporaryError,
+    errors.StoreError,
+)
+ERRORS = (*LOGIN_ERRORS, errors.MailProtocolError, errors.InvalidParameter, errors.FileError)
 
 
-def _imap_params() -> list[Param]:
-    return [
-        *connection_params("imap"),
-        Param(name="folder", default="INBOX", help="IMAP folder to watch."),
-        Param(
-            name="messages",
-            type=ParamType.CHOICE,
-            choices=MESSAGES_CHOICES,
-            default="all",
-            help="Which new messages by flag (default all; unseen skips mail another client "
-            "has read already).",
-        ),
-        Param(
-            name="push",
-            type=ParamType.CHOICE,
-            choices=("idle", "poll"),
-            default="idle",
-            help="idle = IMAP IDLE (RFC 2177) when the server offers it, else polling; poll = "
-            "check every poll_interval seconds.",
-        ),
-        Param(
-            name="idle_minutes",
-            type=ParamType.INT,
-            default=IDLE_MINUTES_MAX,
-            help="Re-issue IDLE after this many minutes (1-29; servers may drop an IDLE "
-            "client after 30).",
-        ),
-        Param(
-            name="keepalive",
-            type=ParamType.INT,
-            default=120,
-            help="Seconds of silence after which the connection is checked (DONE, NOOP, IDLE "
-            "again); a dead or half-open one is noticed within keepalive + timeout.",
-        ),
-        *_common_params("imap"),
-    ]
-
-
-def trigger_specs(services: Any) -> list[TriggerSpec]:
+def trigger_specs(services: Services | None) -> list[TriggerSpec]:
     """Email Arrived (IMAP) and (POP3), for ``robomail_register_triggers``."""
-    errs = (*LOGIN_ERRORS, E_SERVER, E_PARAM, E_FILE)
     return [
         TriggerSpec(
             id="robomail.email_arrived_imap",
             title="Email Arrived (IMAP)",
             category=CATEGORY,
-            watch=LazyWatch("robomail_plugin.trigger.imap", "watch_imap", services),
-            params=tuple(_imap_params()),
+            watch=BoundWatch(EmailArrivedImap, imap_watch.watch_imap, services),
+            params=params_of(EmailArrivedImap),
             variables=VARIABLES,
-            errors=(*errs, E_FOLDER),
+            errors=tuple(error_code(e) for e in (*ERRORS, errors.FolderNotFound)),
             description="Starts the task for each new message in an IMAP folder that matches "
             "the conditions: pushed by IDLE, or polled. Reconnects by itself; remembers what "
             "it handled across restarts (docs/triggers.md).",
@@ -143,10 +209,10 @@ def trigger_specs(services: Any) -> list[TriggerSpec]:
             id="robomail.email_arrived_pop3",
             title="Email Arrived (POP3)",
             category=CATEGORY,
-            watch=LazyWatch("robomail_plugin.trigger.pop3", "watch_pop3", services),
-            params=tuple([*connection_params("pop3"), *_common_params("pop3")]),
+            watch=BoundWatch(EmailArrivedPop3, pop3_watch.watch_pop3, services),
+            params=params_of(EmailArrivedPop3),
             variables=VARIABLES,
-            errors=errs,
+            errors=tuple(error_code(e) for e in ERRORS),
             description="Starts the task for each new message in a POP3 mailbox that matches "
             "the conditions, checking every poll_interval seconds (POP3 has no push); "
             "remembers the UIDLs it handled across restarts.",

@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -33,7 +34,12 @@ from robomail_plugin.message.conditions import parse_conditions
 from robomail_plugin.message.wire_text import wire_text
 from robomail_plugin.schema import TriggerEvent
 from robomail_plugin.transport.connect import ConnectionSettings, open_imap_as
-from robomail_plugin.trigger.actions import IDLE_MINUTES_MAX
+from robomail_plugin.trigger.actions import (
+    IDLE_MINUTES_MAX,
+    EmailArrivedImap,
+    ExistingMail,
+    Push,
+)
 from robomail_plugin.trigger.state import (
     PERMANENT,
     REFUSED,
@@ -42,6 +48,10 @@ from robomail_plugin.trigger.state import (
     describe_error,
     positive_int,
 )
+
+if TYPE_CHECKING:
+    from robomail_plugin.schema import TriggerContext
+    from robomail_plugin.services import Services
 
 #: untagged responses during IDLE that mean the folder changed
 _CHANGES = {b"EXISTS", b"RECENT", b"EXPUNGE", b"FETCH", b"VANISHED"}
@@ -77,25 +87,32 @@ def set_keepalive(sock: socket.socket | None, idle: int) -> None:
 class ImapWatch:
     """One folder watched for one task: ``run()`` yields a ``TriggerEvent`` per new message."""
 
-    def __init__(self, services: Any, ctx: Any, params: Mapping[str, Any], stop: Any) -> None:
+    def __init__(
+        self,
+        services: Services | None,
+        ctx: TriggerContext,
+        params: EmailArrivedImap,
+        stop: threading.Event,
+    ) -> None:
         self.services = services
         self.ctx = ctx
         self.stop = stop
-        self.settings = ConnectionSettings.from_params("imap", params)
-        conditions = parse_conditions(params.get("conditions"), params.get("match"))
-        self.plan: SearchPlan = plan_search(params.get("messages") or "all", conditions)
-        self.folder = folder_name(str(params.get("folder") or "INBOX"))
-        self.push = str(params.get("push") or "idle").lower()
-        self.poll_interval = positive_int(params, "poll_interval", 60)
-        idle_minutes = positive_int(params, "idle_minutes", IDLE_MINUTES_MAX, top=IDLE_MINUTES_MAX)
-        keepalive = positive_int(params, "keepalive", 120)
+        self.settings = ConnectionSettings.from_login(params.login)
+        conditions = parse_conditions(params.filters.conditions, params.filters.match)
+        self.plan: SearchPlan = plan_search(params.messages, conditions)
+        self.folder = folder_name(params.folder or "INBOX")
+        self.push = params.push
+        options = params.options
+        self.poll_interval = positive_int("poll_interval", options.poll_interval)
+        idle_minutes = positive_int("idle_minutes", params.idle_minutes, top=IDLE_MINUTES_MAX)
+        keepalive = positive_int("keepalive", params.keepalive)
         #: longest IDLE without a word from us: the keepalive, at most idle_minutes
         self.idle_period = float(min(keepalive, idle_minutes * 60))
         self.keepalive = keepalive
-        self.backoff = Backoff(positive_int(params, "max_backoff", 300))
-        self.existing = str(params.get("existing_mail") or "skip").lower()
-        self.with_body = bool(params.get("with_body"))
-        self.download_to = params.get("download_to") or None
+        self.backoff = Backoff(positive_int("max_backoff", options.max_backoff))
+        self.existing = options.existing_mail
+        self.with_body = options.with_body
+        self.download_to = options.download_to or None
         self.tracker: UidTracker | None = None
         self.session: ImapSession | None = None
         self.idling = False
@@ -187,7 +204,7 @@ class ImapWatch:
         self._drain()
         uidvalidity = int(selected["uidvalidity"] or 0)
         self._track(account, uidvalidity, selected["uidnext"], int(selected["total"] or 0))
-        return self.push == "idle" and session.has("IDLE")
+        return self.push == Push.IDLE and session.has("IDLE")
 
     def _key(self, account: str) -> str:
         return f"imap|{account.lower()}|{self.settings.address}|{self.folder}"
@@ -202,7 +219,8 @@ class ImapWatch:
             self.tracker = UidTracker(self.ctx, key, uidvalidity, int(state.get("last_uid") or 0))
             return
         baseline = self._baseline(uidnext)
-        skipped = "none fires" if self.existing == "skip" else "each fires once"
+        skip = self.existing == ExistingMail.SKIP
+        skipped = "none fires" if skip else "each fires once"
         if old is not None or state:
             before = old.uidvalidity if old is not None else state.get("uidvalidity")
             self.ctx.log(
@@ -219,7 +237,7 @@ class ImapWatch:
                 f"first start on {self.folder!r}: {total} message(s) already there "
                 f"(existing_mail: {self.existing}: {skipped})"
             )
-        last = baseline if self.existing == "skip" else 0
+        last = baseline if skip else 0
         self.tracker = UidTracker(self.ctx, key, uidvalidity, last)
         self.tracker.save_now()
 
@@ -412,12 +430,10 @@ class ImapWatch:
 
 
 def watch_imap(
-    services: Any, ctx: Any, params: Mapping[str, Any], stop: Any
+    services: Services | None,
+    ctx: TriggerContext,
+    params: EmailArrivedImap,
+    stop: threading.Event | None,
 ) -> Iterator[TriggerEvent]:
-    """``TriggerSpec.watch`` of Email Arrived (IMAP)."""
-    if stop is None:
-        import threading
-
-        stop = threading.Event()
-    watch = ImapWatch(services, ctx, params, stop)
-    return watch.run()
+    """``TriggerSpec.watch`` of Email Arrived (IMAP), ``params`` bound (``BoundWatch``)."""
+    return ImapWatch(services, ctx, params, stop or threading.Event()).run()

@@ -8,9 +8,10 @@ state is the set of UIDLs handled that are still on the server.
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
 from robomail_plugin.message import files
@@ -19,6 +20,7 @@ from robomail_plugin.message.info import message_info
 from robomail_plugin.pop3.commands import Pop3Session, account_key
 from robomail_plugin.schema import TriggerEvent
 from robomail_plugin.transport import connect
+from robomail_plugin.trigger.actions import EmailArrivedPop3, ExistingMail
 from robomail_plugin.trigger.state import (
     PERMANENT,
     REFUSED,
@@ -28,21 +30,32 @@ from robomail_plugin.trigger.state import (
     positive_int,
 )
 
+if TYPE_CHECKING:
+    from robomail_plugin.schema import TriggerContext
+    from robomail_plugin.services import Services
+
 
 class Pop3Watch:
     """One POP3 mailbox watched for one task."""
 
-    def __init__(self, services: Any, ctx: Any, params: Mapping[str, Any], stop: Any) -> None:
+    def __init__(
+        self,
+        services: Services | None,
+        ctx: TriggerContext,
+        params: EmailArrivedPop3,
+        stop: threading.Event,
+    ) -> None:
         self.services = services
         self.ctx = ctx
         self.stop = stop
-        self.settings = connect.ConnectionSettings.from_params("pop3", params)
-        self.conditions = parse_conditions(params.get("conditions"), params.get("match"))
-        self.poll_interval = positive_int(params, "poll_interval", 60)
-        self.backoff = Backoff(positive_int(params, "max_backoff", 300))
-        self.existing = str(params.get("existing_mail") or "skip").lower()
-        self.with_body = bool(params.get("with_body"))
-        self.download_to = params.get("download_to") or None
+        self.settings = connect.ConnectionSettings.from_login(params.login)
+        self.conditions = parse_conditions(params.filters.conditions, params.filters.match)
+        options = params.options
+        self.poll_interval = positive_int("poll_interval", options.poll_interval)
+        self.backoff = Backoff(positive_int("max_backoff", options.max_backoff))
+        self.existing = options.existing_mail
+        self.with_body = options.with_body
+        self.download_to = options.download_to or None
         self.key = "trigger:" + account_key(self.settings)
         self.tracker: UidlTracker | None = None
 
@@ -147,9 +160,10 @@ class Pop3Watch:
         state = self.ctx.load_state(self.key)
         if "uidls" in state:
             return UidlTracker(self.ctx, self.key, [str(u) for u in state["uidls"]])
-        handled = present if self.existing == "skip" else set()
+        skip = self.existing == ExistingMail.SKIP
+        handled = present if skip else set()
         if present:
-            what = "none fires" if self.existing == "skip" else "each fires once"
+            what = "none fires" if skip else "each fires once"
             self.ctx.log(
                 f"first start on this mailbox: {len(present)} message(s) already there "
                 f"(existing_mail: {self.existing}: {what})"
@@ -160,11 +174,10 @@ class Pop3Watch:
 
 
 def watch_pop3(
-    services: Any, ctx: Any, params: Mapping[str, Any], stop: Any
+    services: Services | None,
+    ctx: TriggerContext,
+    params: EmailArrivedPop3,
+    stop: threading.Event | None,
 ) -> Iterator[TriggerEvent]:
-    """``TriggerSpec.watch`` of Email Arrived (POP3)."""
-    if stop is None:
-        import threading
-
-        stop = threading.Event()
-    return Pop3Watch(services, ctx, params, stop).run()
+    """``TriggerSpec.watch`` of Email Arrived (POP3), ``params`` bound (``BoundWatch``)."""
+    return Pop3Watch(services, ctx, params, stop or threading.Event()).run()

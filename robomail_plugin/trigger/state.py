@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from robomail_plugin import errors
@@ -48,10 +48,8 @@ class Backoff:
         return float(base * random.uniform(0.5, 1.0))  # noqa: S311 - jitter, not a secret
 
 
-def positive_int(params: Mapping[str, Any], name: str, default: int, *, top: int | None = None
-                 ) -> int:
-    value = params.get(name)
-    value = default if value in (None, "") else int(value)
+def positive_int(name: str, value: int, *, top: int | None = None) -> int:
+    """``value`` when it is 1 or more (and at most ``top``), else an InvalidParameter."""
     if value < 1 or (top is not None and value > top):
         limit = f"1 to {top}" if top is not None else "1 or more"
         raise errors.InvalidParameter(f"{name} must be {limit}, not {value}.")
