@@ -30,20 +30,17 @@ class RobomailPlugin:
     @hookimpl
     def robomail_register_actions(self) -> list[ActionSpec]:
         # declarations only: each action imports its implementation when it first runs
-        from robomail_plugin.check import actions as check_actions
-        from robomail_plugin.imap import actions as imap_actions
-        from robomail_plugin.parse import actions as parse_actions
-        from robomail_plugin.pop3 import actions as pop3_actions
-        from robomail_plugin.smtp import actions as smtp_actions
+        from robomail_plugin.check import actions as check
+        from robomail_plugin.imap import actions as imap
+        from robomail_plugin.parse import actions as parse
+        from robomail_plugin.pop3 import actions as pop3
+        from robomail_plugin.smtp import actions as smtp
 
-        modules = (imap_actions, check_actions, pop3_actions, smtp_actions, parse_actions)
-        specs: list[ActionSpec] = []
-        for module in modules:  # TRANSITION: every module will have ACTIONS
-            if hasattr(module, "ACTIONS"):
-                specs += [action.spec(self.services) for action in module.ACTIONS]
-            else:
-                specs += module.action_specs(self.services)
-        return specs
+        return [
+            action.spec(self.services)
+            for module in (imap, check, pop3, smtp, parse)
+            for action in module.ACTIONS
+        ]
 
     @hookimpl
     def robomail_register_triggers(self) -> list[TriggerSpec]:

@@ -179,19 +179,3 @@ class ConditionParams:
         Match, Match.ALL, help="all = every condition must hold; any = one is enough."
     )
 
-
-# TRANSITION: the old declaration style's names, removed once every action has a class.
-MESSAGES_CHOICES = tuple(m.value for m in Messages)
-IF_EXISTS = tuple(m.value for m in IfExists)
-
-
-def connection_params(protocol: str) -> tuple[Any, ...]:
-    from robomail_plugin.declare import params_of
-
-    return params_of(LOGINS[protocol])
-
-
-def conditions_params() -> tuple[Any, ...]:
-    from robomail_plugin.declare import params_of
-
-    return params_of(ConditionParams)

@@ -17,7 +17,7 @@ from typing import Any
 
 from robomail_plugin.errors import FileError, InvalidParameter
 from robomail_plugin.message.info import Attachment, message_info
-from robomail_plugin.shared_params import IF_EXISTS
+from robomail_plugin.shared_params import IfExists
 
 DEFAULT_NAME = "attachment"
 MAX_NAME_BYTES = 150
@@ -57,13 +57,6 @@ def _cap(name: str, limit: int = MAX_NAME_BYTES) -> str:
     room = limit - len(ext.encode("utf-8"))
     stem = stem.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip(" .") or DEFAULT_NAME
     return stem + ext
-
-
-def check_if_exists(value: str | None) -> str:
-    mode = (value or "unique").strip().lower()
-    if mode not in IF_EXISTS:
-        raise InvalidParameter(f"if_exists must be one of {', '.join(IF_EXISTS)}, not {value!r}")
-    return mode
 
 
 def ensure_folder(folder: str | os.PathLike[str]) -> Path:
@@ -116,13 +109,13 @@ def write_new_file(folder: Path, name: str, data: bytes, if_exists: str,
     taken = taken if taken is not None else set()
     path = folder / name
     clash_in_batch = name.lower() in taken
-    if clash_in_batch or (os.path.lexists(path) and if_exists == "unique"):
+    if clash_in_batch or (os.path.lexists(path) and if_exists == IfExists.UNIQUE):
         path = _unique(folder, name, taken)
-    elif os.path.lexists(path) and if_exists == "error":
+    elif os.path.lexists(path) and if_exists == IfExists.ERROR:
         raise FileError(f"{str(path)!r} exists already; choose if_exists: overwrite or unique")
     if not _inside(folder, path):
         raise FileError(f"refusing to write {name!r}: it would land outside {str(folder)!r}")
-    _write(path, data, replace=if_exists == "overwrite" and not clash_in_batch)
+    _write(path, data, replace=if_exists == IfExists.OVERWRITE and not clash_in_batch)
     taken.add(path.name.lower())
     return path
 
@@ -146,7 +139,9 @@ def _write(path: Path, data: bytes, *, replace: bool) -> None:
         out.write(data)
 
 
-def write_file(target: str | os.PathLike[str], data: bytes, if_exists: str = "overwrite") -> Path:
+def write_file(
+    target: str | os.PathLike[str], data: bytes, if_exists: str = IfExists.OVERWRITE
+) -> Path:
     """Writes a file at a path the user chose (``save_to_file``): its folder is created."""
     path = Path(target).expanduser()
     if path.name in ("", ".", ".."):
@@ -154,7 +149,7 @@ def write_file(target: str | os.PathLike[str], data: bytes, if_exists: str = "ov
     folder = ensure_folder(path.parent)
     if path.is_dir():
         raise FileError(f"{str(path)!r} is a folder; give a file name")
-    return write_new_file(folder, path.name, data, check_if_exists(if_exists))
+    return write_new_file(folder, path.name, data, IfExists(if_exists))
 
 
 def format_file_name(template: str, info: Mapping[str, Any]) -> str:
@@ -171,9 +166,9 @@ def format_file_name(template: str, info: Mapping[str, Any]) -> str:
 
 def save_message(data: bytes, info: Mapping[str, Any], *, save_to_file: str | None = None,
                  folder: str | None = None, file_name: str = "{uid}.eml",
-                 if_exists: str = "unique") -> Path:
+                 if_exists: str = IfExists.UNIQUE) -> Path:
     """Writes a whole message as .eml: to ``save_to_file``, or into ``folder`` as ``file_name``."""
-    mode = check_if_exists(if_exists)
+    mode = IfExists(if_exists)
     if save_to_file:
         return write_file(save_to_file, data, mode)
     if not folder:
@@ -184,7 +179,7 @@ def save_message(data: bytes, info: Mapping[str, Any], *, save_to_file: str | No
 
 def save_raw_message(data: bytes, *, uid: Any, number: int | None = None,
                      save_to_file: str | None = None, folder: str | None = None,
-                     file_name: str = "{uid}.eml", if_exists: str = "unique",
+                     file_name: str = "{uid}.eml", if_exists: str = IfExists.UNIQUE,
                      parsed: Any = None) -> Path:
     """``save_message`` for downloads: the bytes are written as they came, and the message is
     parsed only when the file name names a header field, and then only its header (a full MIME
@@ -201,9 +196,9 @@ def save_raw_message(data: bytes, *, uid: Any, number: int | None = None,
 
 
 def extract_attachments(attachments: Iterable[Attachment], folder: str | os.PathLike[str],
-                        if_exists: str = "unique") -> list[Path]:
+                        if_exists: str = IfExists.UNIQUE) -> list[Path]:
     """Saves each attachment into ``folder`` under a sanitised, unique name; returns the paths."""
-    mode = check_if_exists(if_exists)
+    mode = IfExists(if_exists)
     target = ensure_folder(folder)
     taken: set[str] = set()
     return [write_new_file(target, safe_filename(a.name), a.payload(), mode, taken)
