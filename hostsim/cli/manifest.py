@@ -121,6 +121,18 @@ def _param_line(p: Any) -> str:
     return f"| `{p.name}` | {', '.join(bits)} | {p.help} |"
 
 
+def _param_table(spec: Any) -> list[str]:
+    if not spec.params:
+        return []
+    return ["| parameter | type | meaning |", "|---|---|---|", *map(_param_line, spec.params), ""]
+
+
+def _error_line(spec: Any) -> list[str]:
+    if not spec.errors:
+        return []
+    return ["Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors), ""]
+
+
 def render_action_reference(registry: Registry) -> str:
     """docs/actions.md: every action's parameters and error codes, from robomail's and hostsim's
     own declarations."""
@@ -138,15 +150,7 @@ def render_action_reference(registry: Registry) -> str:
         for spec in (s for s in specs if s.category == category):
             loop = " (loop: takes a `do:` body)" if spec.loop else ""
             lines += [f"### {spec.title}{loop}", "", f"Id: `{spec.id}`. {spec.description}", ""]
-            if spec.params:
-                lines += ["| parameter | type | meaning |", "|---|---|---|"]
-                lines += [_param_line(p) for p in spec.params]
-                lines.append("")
-            if spec.errors:
-                lines += [
-                    "Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors),
-                    "",
-                ]
+            lines += _param_table(spec) + _error_line(spec)
     lines += _trigger_reference(registry)
     lines += _error_table([*registry.actions.values(), *registry.triggers.values()])
     return "\n".join(lines).rstrip() + "\n"
@@ -193,20 +197,13 @@ def _trigger_reference(registry: Registry) -> list[str]:
     ]
     for spec in triggers:
         lines += [f"### {spec.title}", "", f"Id: `{spec.id}`. {spec.description}", ""]
-        if spec.params:
-            lines += ["| parameter | type | meaning |", "|---|---|---|"]
-            lines += [_param_line(p) for p in spec.params]
-            lines.append("")
+        lines += _param_table(spec)
         if spec.variables:
             lines += [
                 "Each event sets: " + "; ".join(f"`{v.name}`: {v.help}" for v in spec.variables),
                 "",
             ]
-        if spec.errors:
-            lines += [
-                "Error codes: " + "; ".join(f"`{e.code}`: {e.meaning}" for e in spec.errors),
-                "",
-            ]
+        lines += _error_line(spec)
     return lines
 
 
