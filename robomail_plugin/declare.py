@@ -15,13 +15,14 @@ import enum
 import functools
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import attrs
 
 from robomail_plugin.errors import InvalidParameter
 from robomail_plugin.schema import (
     NOTHING,
+    ActionContext,
     ActionFailed,
     ActionSpec,
     ErrorCode,
@@ -29,6 +30,9 @@ from robomail_plugin.schema import (
     Param,
     ParamType,
 )
+
+if TYPE_CHECKING:
+    from robomail_plugin.services import Services
 
 P = TypeVar("P")
 E = TypeVar("E", bound=enum.Enum)
@@ -257,7 +261,7 @@ class Action(Generic[P]):
     def id(self) -> str:
         return action_id(self.title)
 
-    def spec(self, services: Any = None) -> ActionSpec:
+    def spec(self, services: Services | None = None) -> ActionSpec:
         """The ``ActionSpec`` a host registers, bound to this host's ``services``."""
         return ActionSpec(
             id=self.id,
@@ -284,11 +288,11 @@ class BoundRun:
 
     __slots__ = ("action", "services")
 
-    def __init__(self, action: Action[Any], services: Any) -> None:
+    def __init__(self, action: Action[Any], services: Services | None) -> None:
         self.action = action
         self.services = services
 
-    def __call__(self, ctx: Any, values: Mapping[str, Any]) -> Any:
+    def __call__(self, ctx: ActionContext, values: Mapping[str, Any]) -> Any:
         params = bind(self.action.params, values)
         if self.action.uses_services:
             return self.action.run(self.services, ctx, params)

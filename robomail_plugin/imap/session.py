@@ -23,6 +23,7 @@ import attrs
 
 from robomail_plugin import errors
 from robomail_plugin.message.wire_text import wire_text
+from robomail_plugin.schema import ActionContext, ActionFailed
 from robomail_plugin.transport.connect import ConnectionSettings
 
 if TYPE_CHECKING:
@@ -202,10 +203,8 @@ class ImapSession:
         )
 
     @staticmethod
-    def release_dropped(ctx: Any, name: str) -> None:
+    def release_dropped(ctx: ActionContext, name: str) -> None:
         """Lets go of connection ``name`` if it was dropped, so IMAP Open can use the name."""
-        from robomail_plugin.schema import ActionFailed
-
         try:
             old = ctx.connection(name, KIND)
         except ActionFailed:

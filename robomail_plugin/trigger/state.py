@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from robomail_plugin import errors
+from robomail_plugin.schema import TriggerContext
 
 #: Errors a trigger cannot get past by retrying: reported at once when they happen before the
 #: first successful connection (a typo in the task); after it, retried (a folder being rebuilt,
@@ -74,7 +74,7 @@ class UidTracker:
     the watch starts from the saved UID, so a message whose task never started fires again.
     """
 
-    def __init__(self, ctx: Any, key: str, uidvalidity: int, last_uid: int) -> None:
+    def __init__(self, ctx: TriggerContext, key: str, uidvalidity: int, last_uid: int) -> None:
         self._ctx = ctx
         self.key = key
         self.uidvalidity = uidvalidity
@@ -129,7 +129,7 @@ class UidTracker:
 class UidlTracker:
     """POP3: the UIDLs handled in one mailbox (those still on the server)."""
 
-    def __init__(self, ctx: Any, key: str, handled: Iterable[str]) -> None:
+    def __init__(self, ctx: TriggerContext, key: str, handled: Iterable[str]) -> None:
         self._ctx = ctx
         self.key = key
         self._handled = set(handled)
