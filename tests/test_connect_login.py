@@ -9,7 +9,8 @@ from mail_fixtures import imap_params
 
 from robomail_plugin import errors
 from robomail_plugin.credentials.tokens import AccessToken
-from robomail_plugin.shared_params import connection_params
+from robomail_plugin.declare import params_of
+from robomail_plugin.shared_params import LOGINS
 from robomail_plugin.transport.connect import ConnectionSettings, open_imap, open_pop3, open_smtp
 
 PORT_KEYS = {
@@ -247,13 +248,17 @@ def test_settings_defaults_and_repr():
         ({"server": ""}, "server"),
         ({"server": "h", "auth": "oauth"}, "oauth_record"),
         ({"server": "h"}, "username"),
-        ({"server": "h", "username": "u", "auth": "none"}, "auth 'none'"),
+        ({"server": "h", "username": "u", "auth": "none"}, "'auth': 'none'"),
         ({"server": "h", "username": "u", "port": 70000}, "out of range"),
     ],
 )
 def test_settings_errors(params, needle):
     with pytest.raises(errors.InvalidParameter, match=needle):
         ConnectionSettings.from_params("imap", params)
+
+
+def connection_params(protocol):
+    return params_of(LOGINS[protocol])
 
 
 def test_connection_params_are_shared_and_declared_once():
