@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from robomail_plugin.declare import bind
 from robomail_plugin.errors import FileError, InvalidParameter
 from robomail_plugin.message.files import (
     format_file_name,
@@ -14,6 +15,7 @@ from robomail_plugin.message.files import (
     write_file,
     write_new_file,
 )
+from robomail_plugin.parse.actions import ParseEmail
 
 
 @pytest.mark.parametrize(("name", "expected"), [
@@ -82,8 +84,8 @@ def test_save_message_to_folder_and_file(tmp_path):
     assert save_message(b"z", info, save_to_file=str(target)) == target.resolve()
     with pytest.raises(InvalidParameter, match="say where to save"):
         save_message(b"z", info)
-    with pytest.raises(InvalidParameter, match="if_exists"):
-        save_message(b"z", info, folder=str(tmp_path), if_exists="maybe")
+    with pytest.raises(InvalidParameter, match="if_exists"):  # refused where the task binds it
+        bind(ParseEmail, {"text": "x", "if_exists": "maybe"})
     assert format_file_name("", {"uid": None}) == "message.eml"
     assert format_file_name("{subject}.eml", {"subject": "../../x"}) == "x.eml"
 
