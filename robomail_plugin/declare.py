@@ -14,8 +14,9 @@ from __future__ import annotations
 import enum
 import functools
 import re
+import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, dataclass_transform
 
 import attrs
 
@@ -61,6 +62,94 @@ class FieldInfo:
         if self.choices is None:
             return ()
         return self.only or tuple(str(member.value) for member in self.choices)
+
+
+_COUNTING_FIELD = type(attrs.field())  # what attrs.field() gives, until attrs builds the class
+_BUILDING = threading.RLock()
+
+
+def _fields(params: type[Any]) -> tuple[attrs.Attribute[Any], ...]:
+    """A parameter class's attrs fields, the class built first if it was not yet."""
+    found: tuple[attrs.Attribute[Any], ...] = attrs.fields(_built(params))
+    return found
+
+
+def _built(params: type[Any]) -> Any:
+    """``params`` made an attrs class, once, on first use (its bases first: attrs inherits only
+    from classes it built). Listing the actions never gets here; running one does."""
+    if "__attrs_attrs__" not in vars(params):
+        with _BUILDING:
+            if "__attrs_attrs__" not in vars(params):
+                for base in reversed(params.__mro__[1:]):
+                    if issubclass(base, Parameters) and base is not Parameters:
+                        _built(base)
+                attrs.frozen(
+                    params,
+                    kw_only=True,
+                    slots=False,
+                    init=False,
+                    eq=False,
+                    repr=False,
+                    field_transformer=vars(params).get("_tailor"),
+                )
+    return params
+
+
+@dataclass_transform(kw_only_default=True, frozen_default=True)
+class Parameters:
+    """Base of every parameter class: a frozen, keyword-only attrs class.
+
+    ``class ImapOpen(Parameters):`` with fields from ``text``, ``flag``...; ``tailor=`` takes a
+    ``tailored(...)`` for a subclass that changes some of its base's fields. A host lists the
+    actions at every start, so what it needs (``params_of``) is read from the declarations as
+    written, and attrs builds a class the first time it is used (``bind``): building thirty
+    classes with their compiled methods would have doubled the time ``hostsim actions`` takes.
+    For the same reason they share one ``__init__``, ``__eq__`` and ``__repr__``.
+    """
+
+    _declared: ClassVar[tuple[tuple[str, Mapping[str, Any]], ...]] = ()
+    _tailor: ClassVar[Tailoring | None] = None
+
+    def __init_subclass__(cls, tailor: Tailoring | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        own = [
+            (name, value.metadata)
+            for name, value in vars(cls).items()
+            if isinstance(value, _COUNTING_FIELD)
+        ]
+        names = {name for name, _ in own}
+        declared = [entry for entry in cls._declared if entry[0] not in names] + own
+        if tailor is not None:
+            declared = [(name, tailor.metadata(name, meta)) for name, meta in declared]
+        cls._declared = tuple(declared)
+        cls._tailor = tailor
+
+    def __init__(self, **values: Any) -> None:
+        for field in _fields(type(self)):
+            if field.name in values:
+                value = values.pop(field.name)
+                if field.converter is not None:
+                    value = field.converter(value)  # type: ignore[operator]
+            elif field.default is attrs.NOTHING:
+                raise TypeError(f"{type(self).__name__} needs {field.name!r}")
+            else:
+                value = field.default
+            object.__setattr__(self, field.name, value)
+        if values:
+            raise TypeError(f"{type(self).__name__} has no parameter {', '.join(values)}")
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and vars(other) == vars(self)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        shown = ", ".join(
+            f"{field.name}={getattr(self, field.name)!r}"
+            for field in _fields(type(self))
+            if field.repr
+        )
+        return f"{type(self).__name__}({shown})"
 
 
 def _field(info: FieldInfo, converter: Callable[[Any], Any] | None = None) -> Any:
@@ -166,14 +255,14 @@ def _to_member(info: FieldInfo, value: Any) -> Any:
 def params_of(params: type[Any]) -> tuple[Param, ...]:
     """The ``Param`` records a host sees, in field order (a group's fields in its place)."""
     out: list[Param] = []
-    for field in attrs.fields(params):
-        if _GROUP in field.metadata:
-            out.extend(params_of(field.metadata[_GROUP]))
+    for name, metadata in params._declared:
+        if _GROUP in metadata:
+            out.extend(params_of(metadata[_GROUP]))
             continue
-        info: FieldInfo = field.metadata[_PARAM]
+        info: FieldInfo = metadata[_PARAM]
         out.append(
             Param(
-                name=info.name or field.name,
+                name=info.name or name,
                 type=info.kind,
                 default=info.default,
                 required=info.required,
@@ -191,7 +280,7 @@ def bind(params: type[P], values: Mapping[str, Any]) -> P:
     (the field's default); a wrong choice or a missing required value is an InvalidParameter
     naming the parameter."""
     given: dict[str, Any] = {}
-    for field in attrs.fields(params):  # type: ignore[arg-type]
+    for field in _fields(params):
         inner = field.metadata.get(_GROUP)
         if inner is not None:
             given[field.name] = bind(inner, values)
@@ -212,7 +301,7 @@ def bind(params: type[P], values: Mapping[str, Any]) -> P:
 
 def _failing_field(params: type[Any], given: Mapping[str, Any]) -> str:
     """Which choice field refused its value (the converter does not know its own name)."""
-    for field in attrs.fields(params):
+    for field in _fields(params):
         info = field.metadata.get(_PARAM)
         if info is not None and info.choices is not None and field.name in given:
             try:
@@ -307,30 +396,45 @@ class BoundRun:
 # --- a subclass that changes some of its base's fields ------------------------------------------
 
 
-def tailored(**changes: Mapping[str, Any]) -> Callable[[type, list[Any]], list[Any]]:
-    """A ``field_transformer`` for a subclass that keeps its base's fields in their order and
-    changes some of their ``help``, ``default`` or ``only`` (a login's protocol facts)."""
-
-    def transform(_cls: type, fields: list[Any]) -> list[Any]:
-        return [
-            _retuned(field, **changes[field.name]) if field.name in changes else field
-            for field in fields
-        ]
-
-    return transform
+def tailored(**changes: Mapping[str, Any]) -> Tailoring:
+    """For a subclass that keeps its base's fields in their order and changes some of their
+    ``help``, ``default`` or ``only`` (a login's protocol facts): ``class X(Base, tailor=...)``."""
+    return Tailoring(changes)
 
 
-def _retuned(field: Any, **change: Any) -> Any:
-    info: FieldInfo = field.metadata[_PARAM]
+class Tailoring:
+    """Changes to some inherited fields: for the declarations as written, and for attrs (a
+    ``field_transformer``) when it builds the class."""
+
+    def __init__(self, changes: Mapping[str, Mapping[str, Any]]) -> None:
+        self.changes = changes
+
+    def metadata(self, name: str, metadata: Mapping[str, Any]) -> Mapping[str, Any]:
+        if name not in self.changes:
+            return metadata
+        info, _default = _retuned(metadata[_PARAM], dict(self.changes[name]))
+        return {**metadata, _PARAM: info}
+
+    def __call__(self, _cls: type, fields: list[Any]) -> list[Any]:
+        out = []
+        for field in fields:
+            if field.name in self.changes:
+                info, default = _retuned(field.metadata[_PARAM], dict(self.changes[field.name]))
+                evolved: dict[str, Any] = {"metadata": {**field.metadata, _PARAM: info}}
+                if default is not NOTHING:
+                    evolved["default"] = default
+                if info.choices is not None:
+                    evolved["converter"] = functools.partial(_to_member, info)
+                field = field.evolve(**evolved)
+            out.append(field)
+        return out
+
+
+def _retuned(info: FieldInfo, change: dict[str, Any]) -> tuple[FieldInfo, Any]:
+    """``info`` with ``change`` applied, and the class default it implies (or NOTHING)."""
     default = change.pop("default", NOTHING)
     if "only" in change:
         change["only"] = tuple(str(member.value) for member in change["only"])
     if default is not NOTHING:
         change["default"] = default.value if isinstance(default, enum.Enum) else default
-    new = attrs.evolve(info, **change)
-    evolved: dict[str, Any] = {"metadata": {**field.metadata, _PARAM: new}}
-    if default is not NOTHING:
-        evolved["default"] = default
-    if new.choices is not None:
-        evolved["converter"] = functools.partial(_to_member, new)
-    return field.evolve(**evolved)
+    return attrs.evolve(info, **change), default

@@ -10,9 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar
 
-import attrs
-
-from robomail_plugin.declare import choice, data, flag, integer, path, tailored, text
+from robomail_plugin.declare import Parameters, choice, data, flag, integer, path, tailored, text
 
 
 class Security(enum.StrEnum):
@@ -81,8 +79,7 @@ DEFAULT_PORTS = {
 }
 
 
-@attrs.frozen(kw_only=True)
-class Login:
+class Login(Parameters):
     """Where to connect and how to log in: the parameters every Open action starts with.
 
     Use a protocol's own class (``ImapLogin``...): each says its server, ports and defaults.
@@ -137,19 +134,17 @@ def _protocol_facts(protocol: str, security: Security, **more: Any) -> Any:
     return tailored(**{**facts, **more})
 
 
-@attrs.frozen(kw_only=True, field_transformer=_protocol_facts("imap", Security.SSL))
-class ImapLogin(Login):
+class ImapLogin(Login, tailor=_protocol_facts("imap", Security.SSL)):
     protocol: ClassVar[str] = "imap"
 
 
-@attrs.frozen(kw_only=True, field_transformer=_protocol_facts("pop3", Security.SSL))
-class Pop3Login(Login):
+class Pop3Login(Login, tailor=_protocol_facts("pop3", Security.SSL)):
     protocol: ClassVar[str] = "pop3"
 
 
-@attrs.frozen(
-    kw_only=True,
-    field_transformer=_protocol_facts(
+class SmtpLogin(
+    Login,
+    tailor=_protocol_facts(
         "smtp",
         Security.STARTTLS,
         auth={
@@ -158,16 +153,14 @@ class Pop3Login(Login):
             "login.",
         },
     ),
-)
-class SmtpLogin(Login):
+):
     protocol: ClassVar[str] = "smtp"
 
 
 LOGINS: dict[str, type[Login]] = {"imap": ImapLogin, "pop3": Pop3Login, "smtp": SmtpLogin}
 
 
-@attrs.frozen(kw_only=True)
-class ConditionParams:
+class ConditionParams(Parameters):
     """``conditions`` + ``match``, shared by IMAP Mail Loop, Check for Email and the triggers."""
 
     conditions: Any = data(

@@ -5,12 +5,12 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-import attrs
 import pytest
 
 from robomail_plugin import errors
 from robomail_plugin.declare import (
     Action,
+    Parameters,
     bind,
     choice,
     data,
@@ -35,14 +35,12 @@ class Colour(enum.StrEnum):
     BLUE = "blue"
 
 
-@attrs.frozen(kw_only=True)
-class Inner:
+class Inner(Parameters):
     host: str = text(required=True, help="Host.")
     tries: int = integer(3, help="Tries.")
 
 
-@attrs.frozen(kw_only=True)
-class Example:
+class Example(Parameters):
     name: str = text(required=True, help="A name.")
     inner: Inner = group(Inner)
     colour: Colour = choice(Colour, Colour.GREEN, help="A colour.", only=(Colour.RED, Colour.GREEN))
@@ -126,8 +124,7 @@ def test_each_protocol_login_keeps_the_fields_in_order_with_its_own_facts() -> N
 
 
 def test_tailored_changes_a_base_field_without_moving_it() -> None:
-    @attrs.frozen(kw_only=True, field_transformer=tailored(tries={"default": 9, "help": "More."}))
-    class Tuned(Inner):
+    class Tuned(Inner, tailor=tailored(tries={"default": 9, "help": "More."})):
         pass
 
     params = params_of(Tuned)

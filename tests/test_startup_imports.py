@@ -70,6 +70,14 @@ print(json.dumps({{
     "triggers": sorted(registry.triggers),
     "loaded": [m for m in {LAZY!r} if m in sys.modules],
     "implementation": [m for m in {IMPLEMENTATION!r} if m in sys.modules],
+    "built": sorted(
+        cls.__name__
+        for module in ("imap", "pop3", "smtp", "parse", "check", "trigger")
+        for cls in vars(sys.modules[f"robomail_plugin.{{module}}.actions"]).values()
+        if isinstance(cls, type) and "__attrs_attrs__" in vars(cls)
+        and cls.__module__.startswith("robomail_plugin")
+        and any(b.__name__ == "Parameters" for b in cls.__mro__)
+    ),
 }}))
 """
 
@@ -96,6 +104,8 @@ def test_declarations_load_no_mail_crypto_or_http_library() -> None:
     assert {"robomail.email_arrived_imap", "robomail.email_arrived_pop3"} <= set(result["triggers"])
     assert result["loaded"] == []
     assert result["implementation"] == []
+    # the parameter classes are read as written; attrs builds each when its action first runs
+    assert result["built"] == []
 
 
 PARSE_TASK = """

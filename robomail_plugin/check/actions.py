@@ -9,10 +9,18 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import attrs
-
 from robomail_plugin import errors
-from robomail_plugin.declare import Action, choice, flag, group, path, tailored, text, variable
+from robomail_plugin.declare import (
+    Action,
+    Parameters,
+    choice,
+    flag,
+    group,
+    path,
+    tailored,
+    text,
+    variable,
+)
 from robomail_plugin.lazy import deferred_module
 from robomail_plugin.shared_params import ConditionParams, Login, Messages
 
@@ -29,22 +37,20 @@ class Protocol(enum.StrEnum):
     POP3 = "pop3"
 
 
-@attrs.frozen(
-    kw_only=True,
-    field_transformer=tailored(
+class CheckLogin(
+    Login,
+    tailor=tailored(
         server={"help": "Server host name or address."},
         port={"help": "TCP port; empty = the standard one (IMAP 993/143, POP3 995/110)."},
     ),
-)
-class CheckLogin(Login):
+):
     """The IMAP login, with help texts naming both protocols; the action's ``protocol`` says
     which one it is (``ConnectionSettings.from_login(login, protocol=...)``)."""
 
     protocol: ClassVar[str] = "imap"
 
 
-@attrs.frozen(kw_only=True)
-class CheckForEmail:
+class CheckForEmail(Parameters):
     protocol: Protocol = choice(Protocol, Protocol.IMAP, help="imap or pop3.")
     login: CheckLogin = group(CheckLogin)
     folder: str = text("INBOX", help="IMAP folder to check.")

@@ -9,11 +9,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from robomail_plugin import errors, schema
 from robomail_plugin.declare import (
     Action,
+    Parameters,
     choice,
     flag,
     group,
@@ -94,8 +93,7 @@ def _uids() -> Any:
 # --- the parameter classes -----------------------------------------------------------------------
 
 
-@attrs.frozen(kw_only=True)
-class ImapOpen:
+class ImapOpen(Parameters):
     login: ImapLogin = group(ImapLogin)
     connection: str = _connection()
     folder: str | None = text("INBOX", help="Folder to select (plain Unicode name); empty = none.")
@@ -104,16 +102,14 @@ class ImapOpen:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapClose:
+class ImapClose(Parameters):
     connection: str = _connection()
     expunge: bool = flag(
         False, help="Expunge messages marked \\Deleted first; false = LOGOUT only."
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapSelect:
+class ImapSelect(Parameters):
     connection: str = _connection()
     folder: str = text(required=True, help="Folder to select (plain Unicode).")
     read_only: bool = flag(False, help="EXAMINE instead of SELECT.")
@@ -123,8 +119,7 @@ class ImapSelect:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapMailLoop:
+class ImapMailLoop(Parameters):
     connection: str = _connection()
     folder: str | None = text(
         "", help="Folder to loop over (selected for the body); empty = selected."
@@ -153,8 +148,7 @@ class ImapMailLoop:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapDownload:
+class ImapDownload(Parameters):
     connection: str = _connection()
     uid: str = _uid()
     save_to_file: str | None = path(help="Full path of the .eml file to write.")
@@ -176,16 +170,14 @@ class ImapDownload:
     mark_seen: bool = flag(False, help="Set \\Seen on the message after saving it.")
 
 
-@attrs.frozen(kw_only=True)
-class ImapGetFlags:
+class ImapGetFlags(Parameters):
     connection: str = _connection()
     uid: str = _uid()
     save_to: str | None = variable("Flags", help="Variable for the flags (space-separated).")
     as_json: bool = flag(False, help="Save a JSON list instead of space-separated text.")
 
 
-@attrs.frozen(kw_only=True)
-class ImapSetFlags:
+class ImapSetFlags(Parameters):
     connection: str = _connection()
     uid: list[Any] = _uids()
     operation: FlagOperation = choice(
@@ -198,8 +190,7 @@ class ImapSetFlags:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapDeleteMarked:
+class ImapDeleteMarked(Parameters):
     connection: str = _connection()
     uids: list[Any] | None = items(
         help="Only these UIDs (list or range; UID EXPUNGE, needs UIDPLUS); an empty list "
@@ -208,8 +199,7 @@ class ImapDeleteMarked:
     save_count_to: str | None = variable(help="Variable for the number of messages expunged.")
 
 
-@attrs.frozen(kw_only=True)
-class ImapMove:
+class ImapMove(Parameters):
     connection: str = _connection()
     uid: list[Any] = _uids()
     destination: str = text(required=True, help="Folder to move to.")
@@ -219,8 +209,7 @@ class ImapMove:
     )
 
 
-@attrs.frozen(kw_only=True)
-class ImapFolderInfo:
+class ImapFolderInfo(Parameters):
     connection: str = _connection()
     folder: str | None = text("", help="Folder; empty = the selected one.")
     save_to: str | None = variable(

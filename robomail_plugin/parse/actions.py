@@ -8,10 +8,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import attrs
-
 from robomail_plugin import errors
-from robomail_plugin.declare import Action, choice, path, text, variable
+from robomail_plugin.declare import Action, Parameters, choice, path, text, variable
 from robomail_plugin.lazy import deferred_module
 from robomail_plugin.shared_params import IfExists, Source
 
@@ -21,8 +19,7 @@ else:
     commands = deferred_module("robomail_plugin.parse.commands")
 
 
-@attrs.frozen(kw_only=True)
-class ParseEmail:
+class ParseEmail(Parameters):
     source: Source = choice(
         Source, Source.FILE, help="Where the message comes from: a file or text."
     )

@@ -9,11 +9,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from robomail_plugin import errors, schema
 from robomail_plugin.declare import (
     Action,
+    Parameters,
     choice,
     data,
     flag,
@@ -63,15 +62,13 @@ def _uid() -> Any:
     return text(help="The message's UIDL (e.g. {json:Msg.uid}); use instead of number.")
 
 
-@attrs.frozen(kw_only=True)
-class Pop3Open:
+class Pop3Open(Parameters):
     login: Pop3Login = group(Pop3Login)
     connection: str = _connection()
     save_count_to: str | None = variable(help="Variable for the number of messages in the mailbox.")
 
 
-@attrs.frozen(kw_only=True)
-class Pop3Close:
+class Pop3Close(Parameters):
     connection: str = _connection()
     on_close: OnClose = choice(
         OnClose,
@@ -80,15 +77,13 @@ class Pop3Close:
     )
 
 
-@attrs.frozen(kw_only=True)
-class Pop3MessagesCount:
+class Pop3MessagesCount(Parameters):
     connection: str = _connection()
     save_count_to: str | None = variable("Count", help="Variable for the number of messages.")
     save_size_to: str | None = variable(help="Variable for the total size in bytes.")
 
 
-@attrs.frozen(kw_only=True)
-class Pop3MailLoop:
+class Pop3MailLoop(Parameters):
     connection: str = _connection()
     order: Order = choice(Order, Order.OLDEST, help="oldest first or newest first.")
     retrieve: Retrieve = choice(
@@ -111,8 +106,7 @@ class Pop3MailLoop:
     )
 
 
-@attrs.frozen(kw_only=True)
-class Pop3DownloadEmail:
+class Pop3DownloadEmail(Parameters):
     connection: str = _connection()
     number: int | None = _number()
     uid: str | None = _uid()
@@ -134,8 +128,7 @@ class Pop3DownloadEmail:
     save_path_to: str | None = variable(help="Variable for the path of the written .eml file.")
 
 
-@attrs.frozen(kw_only=True)
-class Pop3DeleteEmail:
+class Pop3DeleteEmail(Parameters):
     connection: str = _connection()
     number: int | None = _number()
     uid: str | None = _uid()

@@ -9,11 +9,10 @@ from __future__ import annotations
 import enum
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from robomail_plugin import errors
 from robomail_plugin.declare import (
     Action,
+    Parameters,
     choice,
     data,
     flag,
@@ -43,8 +42,7 @@ class Priority(enum.StrEnum):
     LOW = "low"
 
 
-@attrs.frozen(kw_only=True)
-class SendEmail:
+class SendEmail(Parameters):
     login: SmtpLogin = group(SmtpLogin)
     sender: str | None = text(
         name="from",

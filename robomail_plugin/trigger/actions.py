@@ -10,10 +10,9 @@ import enum
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-import attrs
-
 from robomail_plugin import errors
 from robomail_plugin.declare import (
+    Parameters,
     bind,
     choice,
     error_code,
@@ -60,8 +59,7 @@ _EXISTING_MAIL = (
 )
 
 
-@attrs.frozen(kw_only=True)
-class TriggerOptions:
+class TriggerOptions(Parameters):
     """What both triggers share after the conditions: pacing, the first start, what an event
     carries (POP3's wording; ``ImapTriggerOptions`` adds UIDVALIDITY)."""
 
@@ -88,20 +86,18 @@ class TriggerOptions:
     )
 
 
-@attrs.frozen(
-    kw_only=True,
-    field_transformer=tailored(
+class ImapTriggerOptions(
+    TriggerOptions,
+    tailor=tailored(
         existing_mail={
             "help": "At the first start (and after a UIDVALIDITY change)" + _EXISTING_MAIL
         }
     ),
-)
-class ImapTriggerOptions(TriggerOptions):
+):
     pass
 
 
-@attrs.frozen(kw_only=True)
-class EmailArrivedImap:
+class EmailArrivedImap(Parameters):
     login: ImapLogin = group(ImapLogin)
     folder: str = text("INBOX", help="IMAP folder to watch.")
     messages: Messages = choice(
@@ -130,8 +126,7 @@ class EmailArrivedImap:
     options: ImapTriggerOptions = group(ImapTriggerOptions)
 
 
-@attrs.frozen(kw_only=True)
-class EmailArrivedPop3:
+class EmailArrivedPop3(Parameters):
     login: Pop3Login = group(Pop3Login)
     filters: ConditionParams = group(ConditionParams)
     options: TriggerOptions = group(TriggerOptions)
