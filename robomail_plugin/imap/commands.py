@@ -1,13 +1,13 @@
 """The IMAP actions of the catalogue (ACTIONS.md, "IMAP"): what each one does.
 
 Connecting is ``connect.open_imap``; the open connection is an ``ImapSession``; searching is
-``imap_search``; batched fetching is ``imap_fetch``. Messages are addressed by UID in the selected
+``imap.search``; batched fetching is ``imap.fetch``. Messages are addressed by UID in the selected
 folder; folder names are plain Unicode (imapclient does the modified UTF-7).
 
 An action costs one command: nothing is checked before a UID command, the server's answer says
 what happened (COPYUID and EXPUNGE for a move, FETCH for a store), and only an answer that does
 not tell is followed by a ``UID FETCH`` of the UIDs in doubt. A list of UIDs (a loop's
-``save_uids_to``) is one command per ``imap_session.MAX_SET_CHARS`` of UID set.
+``save_uids_to``) is one command per ``imap.session.MAX_SET_CHARS`` of UID set.
 ``imap.actions`` declares the actions (imported at start-up); this module is imported when one of
 them first runs.
 """
@@ -93,7 +93,7 @@ def search_uids(
     charset = "UTF-8" if needs_utf8(criteria) else None
     uids = set(session.call("UID SEARCH", session.client.search, criteria, charset))
     raw = (raw_search or "").strip()
-    if raw:  # 8-bit values go as literals, with CHARSET UTF-8 (imap_search.search_raw)
+    if raw:  # 8-bit values go as literals, with CHARSET UTF-8 (imap.search.search_raw)
         uids &= set(session.call(f"UID SEARCH {raw}", search_raw, session.client, raw))
     return sorted(int(u) for u in uids)
 

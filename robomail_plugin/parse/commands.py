@@ -1,6 +1,6 @@
 """Parse Email: a message from a file or from text into Message info, body texts and files.
 
-The parsing itself lives in ``message_info`` (shared with the mail loops) and the writing in
+The parsing itself lives in ``message.info`` (shared with the mail loops) and the writing in
 ``files`` (shared with the download actions); this module is the action around them.
 ``parse.actions`` declares the action (imported at start-up); this module is imported on its
 first run.

@@ -48,7 +48,7 @@ def clean_imap_reply(message: str) -> str:
     Dovecot, Cyrus, Mailutils) -> ``[X] Y``; ``AUTHENTICATE command error: BAD [b'Y']`` ->
     ``BAD Y``; ``authenticate failed: Y`` -> ``Y``.
 
-    For login refusals only. Commands after login go through ``imap_session.server_reply``,
+    For login refusals only. Commands after login go through ``imap.session.server_reply``,
     which is not the same: it drops imapclient's advice after a blank line and a ``...failed:``
     or ``...error:`` anywhere (``socket error: EOF`` -> ``EOF``), and leaves ``\\xNN`` escapes
     as Python wrote them. Here escapes are decoded and a ``failed:`` in the server's own words

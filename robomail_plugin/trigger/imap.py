@@ -11,7 +11,7 @@ watcher reconnects with backoff and jitter. Each reconnection logs in afresh, so
 access token is replaced by then (``connect`` asks the token service, which refreshes it, and
 retries once with a new one when the server refuses a cached one).
 
-The state per folder is the UIDVALIDITY and the highest UID handled (``trigger_state``).
+The state per folder is the UIDVALIDITY and the highest UID handled (``trigger.state``).
 """
 
 from __future__ import annotations
