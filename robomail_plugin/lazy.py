@@ -38,8 +38,17 @@ class LazyRun:
     def resolve(self) -> Callable[..., Any]:
         """The function itself (importing its module the first time)."""
         if self._target is None:
-            self._target = getattr(importlib.import_module(self.module), self.function)
+            found: Any = importlib.import_module(self.module)
+            for name in self.function.split("."):  # a method: "OAuthEditor.add"
+                found = getattr(found, name)
+            self._target = found
         return self._target
+
+    def __getattr__(self, name: str) -> LazyRun:
+        """``editor.OAuthEditor.add``: an attribute of what this names, still not imported."""
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return LazyRun(self.module, f"{self.function}.{name}", *self.args)
 
     def __call__(self, *call_args: Any) -> Any:
         return self.resolve()(*self.args, *call_args)

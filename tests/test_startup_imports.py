@@ -170,6 +170,8 @@ def test_every_lazy_run_names_a_function_that_takes_its_arguments() -> None:
         target = run.resolve()
         assert callable(target), name
         inspect.signature(target).bind(*run.args, *args)  # raises TypeError if not
+        for method in (a for a in run.args if isinstance(a, LazyRun)):  # an editor's method
+            inspect.signature(method.resolve()).bind("editor", "ctx", "params")
 
 
 # --- `hostsim run` without click -------------------------------------------------------------

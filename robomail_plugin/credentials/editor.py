@@ -11,9 +11,9 @@ import hashlib
 import os
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import attrs
 
@@ -523,9 +523,12 @@ class OAuthEditor:
         )
 
 
+Command: TypeAlias = Callable[["OAuthEditor", HostContext, Mapping[str, Any]], CommandResult]
+
+
 def run_command(
-    services: Services, method: str, ctx: HostContext, params: Mapping[str, Any]
+    services: Services, method: Command, ctx: HostContext, params: Mapping[str, Any]
 ) -> CommandResult:
-    """Runs one command: ``editor_spec`` points each command of the EditorSpec here, by name."""
-    result: CommandResult = getattr(OAuthEditor(services), method)(ctx, params)
-    return result
+    """Runs one command: ``editor_spec`` points each command of the EditorSpec here, with the
+    ``OAuthEditor`` method that does it."""
+    return method(OAuthEditor(services), ctx, params)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from robomail_plugin.credentials.choices import ON_CONFLICT, PASSPHRASE_ENV, REDIRECT_HOSTS
-from robomail_plugin.lazy import lazy_run
+from robomail_plugin.lazy import deferred_module, lazy_run
 from robomail_plugin.schema import (
     CHOICES_FROM_PROVIDERS,
     CommandScope,
@@ -24,7 +24,11 @@ from robomail_plugin.schema import (
 )
 
 if TYPE_CHECKING:
+    from robomail_plugin.credentials import editor
+    from robomail_plugin.credentials.editor import Command
     from robomail_plugin.services import Services
+else:
+    editor = deferred_module("robomail_plugin.credentials.editor")
 
 EDITOR = "robomail_plugin.credentials.editor"
 RECORD_TYPE = "oauth"
@@ -82,7 +86,9 @@ _RECORD_RESULT = "the record: a dict keyed by field names, secrets as *** (set) 
 def build_editor(services: Services) -> EditorSpec:
     """The OAuth parameters editor; its commands run ``editor.OAuthEditor``'s methods."""
 
-    def cmd(id_: str, label: str, method: str, params: tuple[Param, ...], help_: str,
+    does = editor.OAuthEditor  # each command names the method that does it
+
+    def cmd(id_: str, label: str, method: Command, params: tuple[Param, ...], help_: str,
             **facts: Any) -> EditorCommand:
         run = lazy_run(EDITOR, "run_command", services, method)
         if params and params[0] is _NAME:
@@ -99,34 +105,34 @@ def build_editor(services: Services) -> EditorSpec:
         show_command="show",
         save_command="save",
         commands=(
-            cmd("list", "List records", "list", (), "List the OAuth records.",
+            cmd("list", "List records", does.list, (), "List the OAuth records.",
                 result="a list of records, each a dict keyed by field names (secrets masked)"),
-            cmd("show", "Show record", "show", (_NAME,),
+            cmd("show", "Show record", does.show, (_NAME,),
                 "Show one record (secrets masked).", result=_RECORD_RESULT),
-            cmd("save", "Save", "save", (_NAME, *_FIELD_PARAMS),
+            cmd("save", "Save", does.save, (_NAME, *_FIELD_PARAMS),
                 "Create a record, or change the fields given of an existing one (a form's Save; "
                 "fields left out keep their values).", result=_RECORD_RESULT,
                 scope=CommandScope.GLOBAL),
-            cmd("add", "Add record", "add", (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+            cmd("add", "Add record", does.add, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
                 "Create a record. --provider fills endpoints and scope; the Client Secret is "
                 "asked for when not given (empty for a public client).", result=_RECORD_RESULT,
                 scope=CommandScope.GLOBAL),
-            cmd("edit", "Edit record", "edit", (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
+            cmd("edit", "Edit record", does.edit, (_NAME, *_FIELD_PARAMS, _PROVIDER, _TENANT),
                 "Change fields of a record (only the options given).", result=_RECORD_RESULT),
-            cmd("delete", "Delete", "delete", (_NAME,), "Delete a record.",
+            cmd("delete", "Delete", does.delete, (_NAME,), "Delete a record.",
                 confirm="Delete this OAuth record? Tasks that name it stop working."),
-            cmd("rename", "Rename record", "rename",
+            cmd("rename", "Rename record", does.rename,
                 (_NAME, Param(name="new_name", required=True, positional=True,
                               help="the new Record Name")),
                 "Rename a record (tasks naming it must be updated).",
                 result="{old, new}: the two names"),
-            cmd("load_predefined", "Load Predefined Endpoints", "load_predefined",
+            cmd("load_predefined", "Load Predefined Endpoints", does.load_predefined,
                 (_NAME, Param(name="provider", required=True, positional=True,
                               choices_from=CHOICES_FROM_PROVIDERS,
                               help="google, microsoft, or a provider a plugin adds"), _TENANT),
                 "Fill the Authorization Endpoint, Access Token Endpoint and Scope from a "
                 "provider preset.", result=_RECORD_RESULT),
-            cmd("get_refresh_token", "Get Refresh Token", "get_refresh_token",
+            cmd("get_refresh_token", "Get Refresh Token", does.get_refresh_token,
                 (_NAME,
                  Param(name="no_browser", type=ParamType.BOOL, default=False,
                        help="print the URL and paste the redirect URL back"),
@@ -146,7 +152,7 @@ def build_editor(services: Services) -> EditorSpec:
                 long_running=True,
                 result="record_name, refresh_token (***), expires_at and expires_in_s of the "
                 "first access token"),
-            cmd("export", "Export info to file", "export",
+            cmd("export", "Export info to file", does.export,
                 (Param(name="names", type=ParamType.LIST, positional=True,
                        help="records to export (default: all)"),
                  Param(name="to", type=ParamType.PATH, required=True, help="file to write"),
@@ -156,7 +162,7 @@ def build_editor(services: Services) -> EditorSpec:
                        help=f"encrypt the secrets (or set {PASSPHRASE_ENV})")),
                 "Write records to a JSON file another installation can import.",
                 result="file, records (names written), secrets (none|encrypted), damaged"),
-            cmd("import", "Import info from file", "import_",
+            cmd("import", "Import info from file", does.import_,
                 (Param(name="file", type=ParamType.PATH, required=True, positional=True,
                        help="the export file"),
                  Param(name="on_conflict", type=ParamType.CHOICE,
@@ -166,10 +172,10 @@ def build_editor(services: Services) -> EditorSpec:
                        help=f"the export's passphrase (or set {PASSPHRASE_ENV})")),
                 "Import records from an export file; checks everything first, changes "
                 "nothing on error.", result="added, overwritten, renamed ([old, new] pairs)"),
-            cmd("test", "Test", "test", (_NAME,),
+            cmd("test", "Test", does.test, (_NAME,),
                 "Get an access token now and report its expiry (never the token).",
                 result="record_name, expires_at, expires_in_s (never the token)"),
-            cmd("doctor", "Check against the provider's rules", "doctor",
+            cmd("doctor", "Check against the provider's rules", does.doctor,
                 (_NAME,
                  Param(name="protocols", type=ParamType.LIST, aliases=("protocol",),
                        help="the protocols your tasks use: imap, pop3, smtp (repeat, or "
@@ -179,14 +185,14 @@ def build_editor(services: Services) -> EditorSpec:
                 "errors seen, and say what to fix where; contacts no one.",
                 result="record_name, provider, problems (count), findings ([{level: "
                 "problem|ok|note, topic, text}])"),
-            cmd("rotate_key", "Rotate encryption key", "rotate_key",
+            cmd("rotate_key", "Rotate encryption key", does.rotate_key,
                 (Param(name="new_key", secret=True,
                        help="the new key (needed when the key comes from ROBOMAIL_KEY)"),),
                 "Re-encrypt every stored secret with a new key.",
                 confirm="Re-encrypt every stored secret with a new key? Keep the new key: the "
                 "old one will no longer open the store.",
                 result="key_id, records"),
-            cmd("copy_store", "Copy records between stores", "copy_store",
+            cmd("copy_store", "Copy records between stores", does.copy_store,
                 (Param(name="to", help="copy the store in use to: a postgresql:// URL, "
                        "'embedded' (the embedded store in ROBOMAIL_HOME) or a folder"),
                  Param(name="from", help="or copy into the store in use from one of those"),
