@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 from typing import Any, ClassVar
 
+from robomail_plugin import errors
 from robomail_plugin.declare import Parameters, choice, data, flag, integer, path, tailored, text
 
 
@@ -58,6 +59,13 @@ class Source(enum.StrEnum):
 
     FILE = "file"
     TEXT = "text"
+
+
+class Order(enum.StrEnum):
+    """The mail loops' ``order``: oldest or newest first."""
+
+    OLDEST = "oldest"
+    NEWEST = "newest"
 
 
 class Match(enum.StrEnum):
@@ -155,6 +163,18 @@ class SmtpLogin(
     ),
 ):
     protocol: ClassVar[str] = "smtp"
+
+
+#: What logging in can raise, OAuth included.
+LOGIN_ERRORS = (
+    errors.ConnectFailed,
+    errors.LoginFailed,
+    errors.LoginTemporaryFailure,
+    errors.RecordNotFound,
+    errors.TokenError,
+    errors.TokenTemporaryError,
+    errors.StoreError,
+)
 
 
 LOGINS: dict[str, type[Login]] = {"imap": ImapLogin, "pop3": Pop3Login, "smtp": SmtpLogin}

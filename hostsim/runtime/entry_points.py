@@ -2,11 +2,11 @@
 
 Finding entry points means importing ``importlib.metadata`` (and with it email, zipfile, csv ...)
 and reading every installed distribution: about a fifth of `hostsim actions` start-up. The list
-found is kept in a small JSON file, keyed on the interpreter, ``sys.path`` and the modification
-times of its folders. Installing, upgrading or removing a distribution adds or removes a folder
-in site-packages, which changes that folder's time, so the next start scans again. A cached entry
-whose module no longer imports also makes the host scan again. ``HOSTSIM_PLUGIN_CACHE=0`` turns
-the cache off.
+found is kept in a small JSON file, keyed on the interpreter, ``sys.path`` and the
+distribution metadata in its folders. Installing, upgrading or removing a distribution adds,
+rewrites or removes a ``*.dist-info`` folder there, so the next start scans again. A cached
+entry whose module no longer imports also makes the host scan again.
+``HOSTSIM_PLUGIN_CACHE=0`` turns the cache off.
 """
 
 from __future__ import annotations
@@ -55,15 +55,34 @@ def scan(group: str) -> list[Found]:
     return found
 
 
+_METADATA_SUFFIXES = (".dist-info", ".egg-info", ".egg-link", ".pth")
+
+
 def _key(group: str) -> list[Any]:
-    """What the list depends on: the interpreter, sys.path and when its folders last changed."""
+    """What the list depends on: the interpreter, sys.path and the distributions in each of its
+    folders (their metadata entries and when each was written). Not the folders' own times:
+    Python writing a ``__pycache__`` there changes those and says nothing about plugins."""
     folders: list[list[Any]] = []
     for entry in sys.path:
+        dists: list[Any]
         try:
-            folders.append([entry, os.stat(entry or ".").st_mtime_ns])
-        except OSError:
-            folders.append([entry, None])
+            with os.scandir(entry or ".") as listing:
+                dists = sorted(
+                    [item.name, item.stat().st_mtime_ns]
+                    for item in listing
+                    if item.name.endswith(_METADATA_SUFFIXES)
+                )
+        except OSError:  # missing, a file (a zip) or unreadable: its time, if any, is the key
+            dists = [_mtime(entry)]
+        folders.append([entry, dists])
     return [sys.executable, sys.version, group, folders]
+
+
+def _mtime(path: str) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return None
 
 
 def cache_enabled() -> bool:

@@ -22,7 +22,7 @@ from robomail_plugin.declare import (
     variable,
 )
 from robomail_plugin.lazy import deferred_module
-from robomail_plugin.shared_params import ConditionParams, Login, Messages
+from robomail_plugin.shared_params import LOGIN_ERRORS, ConditionParams, Login, Messages
 
 if TYPE_CHECKING:
     from robomail_plugin.check import commands
@@ -83,13 +83,7 @@ ACTIONS: list[Action[Any]] = [
         description="Opens a connection, finds matching (or new) messages, records them and "
         "closes. Finding none is not an error.",
         errors=(
-            errors.ConnectFailed,
-            errors.LoginFailed,
-            errors.LoginTemporaryFailure,
-            errors.RecordNotFound,
-            errors.TokenError,
-            errors.TokenTemporaryError,
-            errors.StoreError,
+            *LOGIN_ERRORS,
             errors.FolderNotFound,
             errors.MailProtocolError,
             errors.InvalidParameter,

@@ -23,7 +23,14 @@ from robomail_plugin.declare import (
     variable,
 )
 from robomail_plugin.lazy import deferred_module
-from robomail_plugin.shared_params import ConditionParams, IfExists, ImapLogin, Messages
+from robomail_plugin.shared_params import (
+    LOGIN_ERRORS,
+    ConditionParams,
+    IfExists,
+    ImapLogin,
+    Messages,
+    Order,
+)
 
 if TYPE_CHECKING:
     from robomail_plugin.imap import commands
@@ -35,15 +42,6 @@ DEFAULT_CONNECTION = "IMAP"
 
 # --- errors --------------------------------------------------------------------------------------
 
-LOGIN_ERRORS = (
-    errors.ConnectFailed,
-    errors.LoginFailed,
-    errors.LoginTemporaryFailure,
-    errors.RecordNotFound,
-    errors.TokenError,
-    errors.TokenTemporaryError,
-    errors.StoreError,
-)
 SESSION_ERRORS = (
     schema.ConnectionNotOpen,
     schema.WrongConnectionKind,
@@ -54,13 +52,6 @@ SESSION_ERRORS = (
 
 
 # --- the choices only these actions take ---------------------------------------------------------
-
-
-class Order(enum.StrEnum):
-    """IMAP Mail Loop's ``order``: by UID."""
-
-    OLDEST = "oldest"
-    NEWEST = "newest"
 
 
 class FlagOperation(enum.StrEnum):

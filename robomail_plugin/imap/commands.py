@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
-from robomail_plugin.imap.actions import DEFAULT_CONNECTION, FlagOperation, Order
+from robomail_plugin.imap.actions import DEFAULT_CONNECTION, FlagOperation
 from robomail_plugin.imap.fetch import iter_messages
 from robomail_plugin.imap.search import (
     SearchPlan,
@@ -36,12 +36,14 @@ from robomail_plugin.imap.session import (
     folder_name,
     is_nonexistent,
     uid_sets,
+    wire,
 )
 from robomail_plugin.message import files
 from robomail_plugin.message.conditions import parse_conditions
 from robomail_plugin.message.info import parse_message, walk_parts
 from robomail_plugin.message.wire_text import wire_text
 from robomail_plugin.schema import ActionContext
+from robomail_plugin.shared_params import Order
 from robomail_plugin.transport.connect import ConnectionSettings, open_imap_as
 
 if TYPE_CHECKING:
@@ -170,7 +172,7 @@ _EXPUNGE_WORDS = (b"EXPUNGE", b"EXPUNGED")
 
 def _expunges(session: ImapSession) -> int:
     """How many untagged EXPUNGE answers arrived since the last call (and forgets them)."""
-    untagged = session.client._imap.untagged_responses
+    untagged = wire(session.client).untagged_responses
     return sum(len(untagged.pop(word.decode(), None) or []) for word in _EXPUNGE_WORDS)
 
 
@@ -714,7 +716,7 @@ def _move_set(
     and how many messages left the folder. The destination is not checked first: a missing one
     answers [TRYCREATE], and is then created (``create``) or reported."""
     client = session.client
-    untagged = client._imap.untagged_responses
+    untagged = wire(client).untagged_responses
     for attempt in (1, 2):
         untagged.pop("COPYUID", None)
         _expunges(session)

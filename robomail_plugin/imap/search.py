@@ -266,7 +266,9 @@ def search_raw(client: IMAPClient, raw: str) -> list[int]:
     parts = raw_search_parts(raw)
     if not parts:
         raise errors.InvalidParameter("raw_search is empty.")
-    imap = client._imap
+    from robomail_plugin.imap.session import wire
+
+    imap = wire(client)
     tag = imap._new_tag()
     line = tag + (b" UID SEARCH " if client.use_uid else b" SEARCH ")
     for part in parts:

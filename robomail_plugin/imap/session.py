@@ -34,6 +34,13 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 KIND = "imap"
 
+
+def wire(client: IMAPClient) -> Any:
+    """imapclient's own imaplib connection: the one place robomail reaches past imapclient's
+    API. It offers no way to read the untagged answers a command left (COPYUID, EXPUNGE, ALERT)
+    or to send a SEARCH with literals, and it turns imaplib's debug formatting on."""
+    return client._imap
+
 _NONEXISTENT_RE = re.compile(r"\[(NONEXISTENT|TRYCREATE)\]|doesn't exist|does not exist", re.I)
 #: Longest UID set put in one command. Servers limit a command line (Dovecot 64 KB, others 8 KB;
 #: RFC 7162 asks clients to stay under 8,192 octets); consecutive UIDs become ranges first.
@@ -135,7 +142,7 @@ class ImapSession:
         # that is then dropped: a third of a download loop's time. Kept when someone logs it.
         if not logging.getLogger("imapclient.imaplib").isEnabledFor(logging.DEBUG):
             with contextlib.suppress(AttributeError):
-                client._imap.debug = 0
+                wire(client).debug = 0
 
     def __repr__(self) -> str:
         where = self.settings.describe()

@@ -23,7 +23,7 @@ from robomail_plugin.declare import (
     variable,
 )
 from robomail_plugin.lazy import deferred_module
-from robomail_plugin.shared_params import IfExists, Match, Pop3Login
+from robomail_plugin.shared_params import IfExists, Match, Order, Pop3Login
 
 if TYPE_CHECKING:
     from robomail_plugin.pop3 import commands
@@ -38,11 +38,6 @@ CATEGORY = "Email"
 class OnClose(enum.StrEnum):
     COMMIT = "commit"
     DISCARD = "discard"
-
-
-class Order(enum.StrEnum):
-    OLDEST = "oldest"
-    NEWEST = "newest"
 
 
 class Retrieve(enum.StrEnum):

@@ -22,7 +22,6 @@ from robomail_plugin.pop3.actions import (
     DEFAULT_CONNECTION,
     KIND,
     OnClose,
-    Order,
     Pop3Close,
     Pop3DeleteEmail,
     Pop3DownloadEmail,
@@ -32,7 +31,7 @@ from robomail_plugin.pop3.actions import (
     Retrieve,
 )
 from robomail_plugin.schema import ActionContext
-from robomail_plugin.shared_params import Auth
+from robomail_plugin.shared_params import Auth, Order
 from robomail_plugin.transport import connect
 
 if TYPE_CHECKING:

@@ -26,7 +26,13 @@ from robomail_plugin.declare import (
 )
 from robomail_plugin.lazy import deferred_module
 from robomail_plugin.schema import TriggerEvent, TriggerSpec, TriggerVariable
-from robomail_plugin.shared_params import ConditionParams, ImapLogin, Messages, Pop3Login
+from robomail_plugin.shared_params import (
+    LOGIN_ERRORS,
+    ConditionParams,
+    ImapLogin,
+    Messages,
+    Pop3Login,
+)
 
 if TYPE_CHECKING:
     import threading
@@ -172,16 +178,6 @@ VARIABLES = (
     ),
 )
 
-#: what logging in can raise, OAuth included
-LOGIN_ERRORS = (
-    errors.ConnectFailed,
-    errors.LoginFailed,
-    errors.LoginTemporaryFailure,
-    errors.RecordNotFound,
-    errors.TokenError,
-    errors.TokenTemporaryError,
-    errors.StoreError,
-)
 ERRORS = (*LOGIN_ERRORS, errors.MailProtocolError, errors.InvalidParameter, errors.FileError)
 
 

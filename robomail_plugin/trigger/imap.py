@@ -28,7 +28,7 @@ import attrs
 from robomail_plugin import errors
 from robomail_plugin.imap.fetch import iter_messages
 from robomail_plugin.imap.search import SearchPlan, plan_search
-from robomail_plugin.imap.session import ImapSession, folder_name
+from robomail_plugin.imap.session import ImapSession, folder_name, wire
 from robomail_plugin.message import files
 from robomail_plugin.message.conditions import parse_conditions
 from robomail_plugin.message.wire_text import wire_text
@@ -406,7 +406,7 @@ class ImapWatch:
         session = self.session
         if session is None:
             return
-        pile = getattr(session.client._imap, "untagged_responses", None)
+        pile = getattr(wire(session.client), "untagged_responses", None)
         if not pile:
             return
         for alert in pile.pop("ALERT", []) or []:
@@ -420,7 +420,7 @@ class ImapWatch:
         """Drops the untagged responses imaplib kept (their parsed copies were looked at);
         a BYE stays: imaplib turns it into an abort at the next command."""
         session = self.session
-        pile = getattr(session.client._imap, "untagged_responses", None) if session else None
+        pile = getattr(wire(session.client), "untagged_responses", None) if session else None
         if not pile:
             return
         bye = pile.get("BYE")
