@@ -2,9 +2,10 @@
 
 The class (a subclass of ``Parameters``) is the one place an action's parameters are described.
 Each field says its help, whether it is secret, its choices (an Enum) and its default (``text``,
-``integer``, ``flag``, ``choice``...). ``Action`` derives the ``ActionSpec`` hosts see from it, error codes included
-(from the error classes), and binds the host's mapping to an instance before the run function
-gets it: the run reads typed attributes and never re-applies a default or re-checks a choice.
+``integer``, ``flag``, ``choice``...). ``Action`` derives the ``ActionSpec`` hosts see from it,
+error codes included (from the error classes), and binds the host's mapping to an instance
+before the run function gets it: the run reads typed attributes and never re-applies a default
+or re-checks a choice.
 
 Imports no mail, crypto or HTTP library: declarations are read at start-up.
 """
