@@ -228,12 +228,6 @@ def header(msg: Message, name: str) -> str:
     return decode_header_value(_first_values(msg).get(name.lower()))
 
 
-def raw_header(msg: Message, name: str) -> str:
-    """The first header ``name`` unfolded but not decoded (for address and date parsing)."""
-    value = _first_values(msg).get(name.lower())
-    return "" if value is None else _unfold(value)
-
-
 def _first_values(msg: Message) -> dict[str, Any]:
     """The first raw value of every header by lower-case name, in one pass over the headers."""
     first: dict[str, Any] = {}
