@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from imapclient import IMAPClient
 
+    from robomail_plugin.services import Services
     from robomail_plugin.transport.pop3_lib import POP3
 
 __all__ = [
@@ -151,7 +152,7 @@ def _check_credentials(auth: str, username: str, oauth_record: str) -> None:
 
 def open_imap(
     settings: ConnectionSettings,
-    services: Any,
+    services: Services,
     *,
     log: LogFn | None = None,
     add_secret: SecretFn | None = None,
@@ -162,7 +163,7 @@ def open_imap(
 
 def open_imap_as(
     settings: ConnectionSettings,
-    services: Any,
+    services: Services,
     *,
     log: LogFn | None = None,
     add_secret: SecretFn | None = None,
@@ -176,7 +177,7 @@ def open_imap_as(
 
 def open_pop3(
     settings: ConnectionSettings,
-    services: Any,
+    services: Services,
     *,
     log: LogFn | None = None,
     add_secret: SecretFn | None = None,
@@ -190,7 +191,7 @@ def open_pop3(
 
 def open_smtp(
     settings: ConnectionSettings,
-    services: Any,
+    services: Services,
     *,
     log: LogFn | None = None,
     add_secret: SecretFn | None = None,

@@ -148,7 +148,7 @@ class BoundWatch:
         self,
         params: type[Any],
         watch: Callable[..., Iterator[TriggerEvent]],
-        services: Services | None,
+        services: Services,
     ) -> None:
         self.params = params
         self.watch = watch
@@ -181,7 +181,7 @@ VARIABLES = (
 ERRORS = (*LOGIN_ERRORS, errors.MailProtocolError, errors.InvalidParameter, errors.FileError)
 
 
-def trigger_specs(services: Services | None) -> list[TriggerSpec]:
+def trigger_specs(services: Services) -> list[TriggerSpec]:
     """Email Arrived (IMAP) and (POP3), for ``robomail_register_triggers``."""
     return [
         TriggerSpec(

@@ -89,7 +89,7 @@ class ImapWatch:
 
     def __init__(
         self,
-        services: Services | None,
+        services: Services,
         ctx: TriggerContext,
         params: EmailArrivedImap,
         stop: threading.Event,
@@ -430,7 +430,7 @@ class ImapWatch:
 
 
 def watch_imap(
-    services: Services | None,
+    services: Services,
     ctx: TriggerContext,
     params: EmailArrivedImap,
     stop: threading.Event | None,

@@ -40,7 +40,7 @@ class Pop3Watch:
 
     def __init__(
         self,
-        services: Services | None,
+        services: Services,
         ctx: TriggerContext,
         params: EmailArrivedPop3,
         stop: threading.Event,
@@ -174,7 +174,7 @@ class Pop3Watch:
 
 
 def watch_pop3(
-    services: Services | None,
+    services: Services,
     ctx: TriggerContext,
     params: EmailArrivedPop3,
     stop: threading.Event | None,
