@@ -132,9 +132,16 @@ BUILTIN_PRESETS: tuple[ProviderPreset, ...] = (GOOGLE, MICROSOFT)
 class OAuthRecordLike(Protocol):
     """What the mail rules read of a record (presets does not import the records module)."""
 
-    record_name: str
-    token_endpoint: str
-    scope: str
+    @property
+    def record_name(self) -> str: ...
+
+    @property
+    def token_endpoint(self) -> str: ...
+
+    @property
+    def scope(self) -> str: ...
+
+
 _TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]{0,99}$")
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from robomail_plugin import errors
 from robomail_plugin.shared_params import DEFAULT_PORTS, Auth, Security
@@ -192,8 +192,7 @@ def _provider_advice(
     try:
         from robomail_plugin.credentials.presets import login_advice
 
-        # Any: the frozen OAuthRecord does not match OAuthRecordLike's settable attributes
-        record: Any = services.store.get(settings.oauth_record)
+        record = services.store.get(settings.oauth_record)
         wanted = str(challenge.fields.get("scope", "")) if challenge is not None else ""
         return login_advice(services.providers(), record, settings.protocol, wanted)
     except Exception:  # advice is a bonus: never hide the login error behind another
