@@ -16,7 +16,14 @@ from typing import Any
 import pluggy
 
 from robomail_plugin.errors import InvalidParameter, RecordNotFound
-from robomail_plugin.schema import AccessTokenInfo, Closable, HostServices, Param, ParamType
+from robomail_plugin.schema import (
+    AccessTokenInfo,
+    Closable,
+    EditorCommand,
+    HostServices,
+    Param,
+    ParamType,
+)
 
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
 FALSE_WORDS = frozenset({"false", "no", "0", "off", ""})
@@ -166,6 +173,18 @@ def bind_params(params: Sequence[Param], raw: Mapping[str, Any]) -> dict[str, An
         if p.required and bound[p.name] in (None, ""):
             raise InvalidParameter(f"parameter {p.name!r} is required ({p.help})")
     return bound
+
+
+def command_params(
+    command: EditorCommand, record: str | None = None, **given: Any
+) -> dict[str, Any]:
+    """What to pass an editor command run for ``record`` (it goes to the first positional
+    parameter, the key field), with ``given`` under the parameters' names or aliases: bound by
+    ``bind_params``."""
+    raw = dict(given)
+    if record is not None:
+        raw[next(p.name for p in command.params if p.positional)] = record
+    return bind_params(command.params, raw)
 
 
 def access_token(hook: Any, record_name: str) -> AccessTokenInfo:

@@ -16,36 +16,16 @@ import tempfile
 import webbrowser
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import click
 
 from hostsim.cli.commands import CommandContext
 from hostsim.runtime.host import Host
-from robomail_plugin.schema import EditorCommand
+from robomail_plugin.host_kit import command_params
 
 DEMO_TASK = Path(__file__).with_name("demo_task.yaml")
 RECORD = "Demo Mail"
 USER = "alice@example.test"
-
-
-def command_params(
-    command: EditorCommand, record: str | None = None, **given: Any
-) -> dict[str, Any]:
-    """Every declared parameter, defaults filled, as a host passes them.
-
-    A value counts under a parameter's name or one of its aliases (older option names), and
-    ``record`` goes to the first positional parameter (the Record Name), so the demo and the
-    sandbox keep working when the editor renames its parameters.
-    """
-    params: dict[str, Any] = {}
-    for p in command.params:
-        names = (p.name, *getattr(p, "aliases", ()))
-        default = p.default if p.has_default else None
-        params[p.name] = next((given[n] for n in names if n in given), default)
-    if record is not None:
-        params[next(p.name for p in command.params if p.positional)] = record
-    return params
 
 
 def _sample(subject: str, sender: str, body: str) -> bytes:

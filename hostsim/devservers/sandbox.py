@@ -803,7 +803,7 @@ class SandboxRecord:
         self._ctx.add_secret(client_secret)
 
     def _run(self, command_id: str, **given: Any) -> Any:
-        from hostsim.cli.demo import command_params
+        from robomail_plugin.host_kit import command_params
 
         command = self._editor.command(command_id)
         return command.run(self._ctx, command_params(command, self.name, **given))
