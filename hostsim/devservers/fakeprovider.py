@@ -963,7 +963,7 @@ def serve_forever(
     import contextlib
     import shutil
 
-    from hostsim.devservers.sandbox import StopSignals, write_secrets_file
+    from hostsim.devservers.foreground import StopSignals, write_secrets_file
 
     secret = client_secret or secrets.token_urlsafe(18)
     provider = FakeProvider(port=port, persona=persona)

@@ -28,14 +28,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from hostsim.devservers.foreground import StopSignals, write_secrets_file
 from hostsim.devservers.local_server import LocalMailServer
-from hostsim.devservers.sandbox import (
-    SandboxError,
-    StopSignals,
-    _die_with_parent,
-    make_certificates,
-    write_secrets_file,
-)
+from hostsim.devservers.sandbox import SandboxError, _die_with_parent, make_certificates
 from robomail_plugin.private_files import free_ports
 
 MAILUTILS_ENV = "HOSTSIM_MAILUTILS"

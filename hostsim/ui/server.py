@@ -106,7 +106,7 @@ def serve_forever(
     host: Host, *, port: int = 0, open_browser: bool = True, out: TextIO = sys.stdout
 ) -> None:
     """``hostsim ui``: serve until Ctrl-C, SIGTERM or SIGHUP, then stop cleanly (exit 0)."""
-    from hostsim.devservers.sandbox import StopSignals
+    from hostsim.devservers.foreground import StopSignals
 
     launcher: Path | None = None
     with StopSignals() as stop:
