@@ -15,8 +15,8 @@ from robomail_plugin.shared_params import DEFAULT_PORTS, Auth, Security
 
 if TYPE_CHECKING:
     from robomail_plugin.services import Services
-    from robomail_plugin.transport.connect import ConnectionSettings
     from robomail_plugin.transport.sasl import ErrorChallenge
+    from robomail_plugin.transport.settings import ConnectionSettings
 
 
 def connect_error(settings: ConnectionSettings, exc: BaseException) -> errors.ConnectFailed:

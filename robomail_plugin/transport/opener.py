@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import ssl
 
     from robomail_plugin.services import Services
-    from robomail_plugin.transport.connect import ConnectionSettings
+    from robomail_plugin.transport.settings import ConnectionSettings
 
 LogFn = Callable[..., None]
 SecretFn = Callable[[str], None]
