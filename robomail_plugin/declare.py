@@ -392,8 +392,6 @@ class BoundRun:
         return f"run({self.action.title}: {self.action.run!r})"
 
 
-
-
 # --- a subclass that changes some of its base's fields ------------------------------------------
 
 

@@ -47,7 +47,10 @@ class ConnectionSettings:
         protocol = protocol or login.protocol
         server = login.server.strip()
         if not server:
-            raise errors.InvalidParameter(f"{protocol.upper()}: the 'server' parameter is empty.")
+            raise errors.InvalidParameter(
+                f"{protocol.upper()}: the 'server' parameter is empty: give the mail server's "
+                "host name or address (e.g. mail.example.com)."
+            )
         oauth_record = (login.oauth_record or "").strip()
         _check_credentials(login.auth, login.username or "", oauth_record)
         if login.timeout <= 0:
