@@ -253,24 +253,23 @@ def credential_store_in_use(hook: Any, data_dir: str | Path) -> str:
     return f"robomail's embedded store {folder / 'credentials.sqlite3'}"
 
 
-class BasicActionContext:
-    """The smallest ``schema.ActionContext``: variables, named connections and task state in
-    memory, log lines to a list (secrets masked). A host may use it as is or subclass it."""
+class _BasicContext:
+    """What both basic contexts do alike: log lines to a list with the secrets masked, and no
+    one to ask."""
 
     interactive = False
-    task_name = "task"
 
-    def __init__(self, variables: Mapping[str, Any] | None = None) -> None:
-        self.variables: dict[str, Any] = dict(variables or {})
+    def __init__(self) -> None:
         self.lines: list[str] = []
         self._secrets: set[str] = set()
-        self._connections: dict[str, tuple[str, Closable]] = {}
-        self._state: dict[str, dict[str, Any]] = {}
-        self.last_progress: tuple[int, int | None] = (0, None)
 
-    def log(self, message: str, level: str = "info") -> None:
+    def mask(self, message: str) -> str:
         for secret in sorted(self._secrets, key=len, reverse=True):
             message = message.replace(secret, "***")
+        return message
+
+    def log(self, message: str, level: str = "info") -> None:
+        message = self.mask(message)
         self.lines.append(message if level == "info" else f"{level.upper()}: {message}")
 
     def add_secret(self, value: str) -> None:
@@ -279,6 +278,20 @@ class BasicActionContext:
 
     def prompt(self, text: str, *, secret: bool = False) -> str:
         raise InvalidParameter(f"{text}: nobody is here to answer; give it as a parameter.")
+
+
+class BasicActionContext(_BasicContext):
+    """The smallest ``schema.ActionContext``: variables, named connections and task state in
+    memory, log lines to a list (secrets masked). A host may use it as is or subclass it."""
+
+    task_name = "task"
+
+    def __init__(self, variables: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.variables: dict[str, Any] = dict(variables or {})
+        self._connections: dict[str, tuple[str, Closable]] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+        self.last_progress: tuple[int, int | None] = (0, None)
 
     def cancelled(self) -> bool:
         return False
@@ -321,38 +334,19 @@ class BasicActionContext:
         self._state[key] = dict(value)
 
 
-class BasicTriggerContext:
+class BasicTriggerContext(_BasicContext):
     """The smallest ``schema.TriggerContext``: log lines to a list (secrets masked) and state in
     ``state_dir``, one JSON file per task and key, replaced atomically (written, synced, renamed)
     so a crash leaves the old or the new state. Subclass it to send ``log`` elsewhere."""
 
-    interactive = False
-
     def __init__(self, state_dir: str | Path, task_name: str = "task", *, once: bool = False):
         import threading  # a trigger's thread and the host's task thread both save state
 
+        super().__init__()
         self.state_dir = Path(state_dir)
         self.task_name = task_name
         self.once = once
-        self.lines: list[str] = []
-        self._secrets: set[str] = set()
         self._lock = threading.Lock()
-
-    def mask(self, message: str) -> str:
-        for secret in sorted(self._secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
-        return message
-
-    def log(self, message: str, level: str = "info") -> None:
-        message = self.mask(message)
-        self.lines.append(message if level == "info" else f"{level.upper()}: {message}")
-
-    def add_secret(self, value: str) -> None:
-        if value:
-            self._secrets.add(value)
-
-    def prompt(self, text: str, *, secret: bool = False) -> str:
-        raise InvalidParameter(f"{text}: nobody is here to answer; give it as a parameter.")
 
     def state_path(self, key: str) -> Path:
         import hashlib
