@@ -19,10 +19,13 @@ from robomail_plugin.errors import InvalidParameter, RecordNotFound
 from robomail_plugin.schema import (
     AccessTokenInfo,
     Closable,
+    ConnectionInUse,
+    ConnectionNotOpen,
     EditorCommand,
     HostServices,
     Param,
     ParamType,
+    WrongConnectionKind,
 )
 
 TRUE_WORDS = frozenset({"true", "yes", "1", "on"})
@@ -307,13 +310,21 @@ class BasicActionContext(_BasicContext):
 
     def open_connection(self, name: str, kind: str, session: Closable) -> None:
         if name in self._connections:
-            raise InvalidParameter(f"a connection named {name!r} is open already")
+            raise ConnectionInUse(
+                f"a connection named {name!r} is open already; close it or use another name"
+            )
         self._connections[name] = (kind, session)
 
     def connection(self, name: str, kind: str) -> Any:
         held = self._connections.get(name)
-        if held is None or held[0] != kind:
-            raise InvalidParameter(f"no {kind} connection named {name!r} is open")
+        if held is None:
+            raise ConnectionNotOpen(
+                f"no connection named {name!r} is open; open it with {kind.upper()} Open first"
+            )
+        if held[0] != kind:
+            raise WrongConnectionKind(
+                f"connection {name!r} is a {held[0].upper()} connection, not {kind.upper()}"
+            )
         return held[1]
 
     def close_connection(self, name: str, kind: str) -> Any:

@@ -327,3 +327,26 @@ def test_the_host_checks_a_plugin_store_at_start_and_plugins_names_the_store(cap
     ran = hostsim("plugins")
     assert "credential store: PostgreSQL postgresql://fleet@127.0.0.1:5432/robomail" in ran.stdout
     assert "S3cret" not in ran.stdout + ran.stderr
+
+
+def test_the_basic_context_raises_the_connection_codes_the_actions_declare():
+    """A host built on host_kit reports what ActionSpec.errors promises, not invalid_parameter."""
+    from robomail_plugin.host_kit import BasicActionContext
+    from robomail_plugin.schema import ActionFailed
+
+    class Session:
+        def close(self) -> None:
+            pass
+
+    ctx = BasicActionContext()
+    ctx.open_connection("Mail", "imap", Session())
+    codes = []
+    for attempt in (
+        lambda: ctx.open_connection("Mail", "imap", Session()),
+        lambda: ctx.connection("Other", "imap"),
+        lambda: ctx.connection("Mail", "pop3"),
+    ):
+        with pytest.raises(ActionFailed) as caught:
+            attempt()
+        codes.append(caught.value.code)
+    assert codes == ["connection_in_use", "connection_not_open", "wrong_connection_kind"]
