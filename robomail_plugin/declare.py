@@ -57,6 +57,7 @@ class FieldInfo:
     choices: type[enum.Enum] | None = None
     only: tuple[str, ...] = ()  # a subset of the Enum's values, when not all apply
     name: str = ""  # the name hosts see, when it cannot be the field's (``from``)
+    empty_is_default: bool = False  # "" counts as not given (a connection or variable name)
 
     @property
     def choice_values(self) -> tuple[str, ...]:
@@ -171,18 +172,39 @@ def text(
     required: bool = False,
     secret: bool = False,
     name: str = "",
+    empty_is_default: bool = False,
 ) -> Any:
     """A text parameter (None when left out and it has no default); ``name`` when hosts know
-    it by a name Python does not allow (``from``)."""
+    it by a name Python does not allow (``from``); ``empty_is_default`` when "" means the
+    default rather than nothing."""
     info = FieldInfo(
-        kind=ParamType.STR, help=help, default=default, required=required, secret=secret, name=name
+        kind=ParamType.STR,
+        help=help,
+        default=default,
+        required=required,
+        secret=secret,
+        name=name,
+        empty_is_default=empty_is_default,
     )
     return _field(info)
 
 
-def variable(default: str | Missing = NOTHING, *, help: str) -> Any:  # noqa: A002
-    """The name of a variable the action writes (``save_to``...)."""
-    return _field(FieldInfo(kind=ParamType.STR, help=help, default=default, sets_variable=True))
+def variable(
+    default: str | Missing = NOTHING,
+    *,
+    help: str,  # noqa: A002
+    empty_is_default: bool = False,
+) -> Any:
+    """The name of a variable the action writes (``save_to``...); ``empty_is_default`` when ""
+    means the default variable rather than none."""
+    info = FieldInfo(
+        kind=ParamType.STR,
+        help=help,
+        default=default,
+        sets_variable=True,
+        empty_is_default=empty_is_default,
+    )
+    return _field(info)
 
 
 def path(default: str | Missing = NOTHING, *, help: str, required: bool = False) -> Any:  # noqa: A002
@@ -288,6 +310,8 @@ def bind(params: type[P], values: Mapping[str, Any]) -> P:
             continue
         info: FieldInfo = field.metadata[_PARAM]
         value = values.get(info.name or field.name)
+        if value == "" and info.empty_is_default:
+            value = None
         if value is None:
             if info.required:
                 raise InvalidParameter(f"parameter {field.name!r} is required ({info.help})")

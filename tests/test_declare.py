@@ -187,3 +187,13 @@ def test_every_error_class_says_what_its_code_means() -> None:
         assert code.code == cls.default_code
         if cls is not errors.RobomailError:  # each says its own, not the base's
             assert code.meaning and code.meaning != errors.RobomailError.meaning, cls
+
+
+def test_an_empty_value_means_the_default_only_where_the_field_says_so() -> None:
+    class Named(Parameters):
+        connection: str = text("IMAP", help="Connection.", empty_is_default=True)
+        save_to: str = variable("Msg", help="Variable.", empty_is_default=True)
+        folder: str = text("INBOX", help="Folder; empty = none.")
+
+    bound = bind(Named, {"connection": "", "save_to": "", "folder": ""})
+    assert (bound.connection, bound.save_to, bound.folder) == ("IMAP", "Msg", "")

@@ -53,7 +53,7 @@ class CheckLogin(
 class CheckForEmail(Parameters):
     protocol: Protocol = choice(Protocol, Protocol.IMAP, help="imap or pop3.")
     login: CheckLogin = group(CheckLogin)
-    folder: str = text("INBOX", help="IMAP folder to check.")
+    folder: str = text("INBOX", help="IMAP folder to check.", empty_is_default=True)
     messages: Messages = choice(
         Messages, Messages.UNSEEN, help="IMAP: which messages by flag (default unseen)."
     )

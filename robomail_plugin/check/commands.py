@@ -32,7 +32,7 @@ def _check_imap(
     ctx: ActionContext, params: CheckForEmail, services: Services, conditions: Conditions
 ) -> list[dict[str, Any]]:
     plan = plan_search(params.messages, conditions)
-    folder = params.folder or "INBOX"
+    folder = params.folder
     mark_seen = params.mark_seen
     only_new = params.only_new
     download_to = params.download_to or None

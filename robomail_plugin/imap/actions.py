@@ -66,7 +66,11 @@ class FlagOperation(enum.StrEnum):
 
 
 def _connection() -> Any:
-    return text(DEFAULT_CONNECTION, help="Name of the IMAP connection (as given to IMAP Open).")
+    return text(
+        DEFAULT_CONNECTION,
+        help="Name of the IMAP connection (as given to IMAP Open).",
+        empty_is_default=True,
+    )
 
 
 def _uid() -> Any:
@@ -126,7 +130,9 @@ class ImapMailLoop(Parameters):
     include_body: bool = flag(
         False, help="Fetch bodies: body_text/body_html and attachment details."
     )
-    save_to: str | None = variable("Msg", help="Variable that receives each message's info (JSON).")
+    save_to: str = variable(
+        "Msg", help="Variable that receives each message's info (JSON).", empty_is_default=True
+    )
     save_uids_to: str | None = variable(
         help="Variable for the list of UIDs the loop went through (set when it ends): give it "
         "to Move Message, Set Message Flags or Delete Marked Messages to act on all of them in "
@@ -146,8 +152,9 @@ class ImapDownload(Parameters):
     folder: str | None = path(
         help="Local folder to save into (with file_name), when save_to_file is empty."
     )
-    file_name: str | None = text(
+    file_name: str = text(
         "{uid}.eml",
+        empty_is_default=True,
         help="File name in folder; {uid}, {subject}, {from}, {date}, {message_id} are filled "
         "from the message.",
     )
@@ -164,7 +171,9 @@ class ImapDownload(Parameters):
 class ImapGetFlags(Parameters):
     connection: str = _connection()
     uid: str = _uid()
-    save_to: str | None = variable("Flags", help="Variable for the flags (space-separated).")
+    save_to: str = variable(
+        "Flags", help="Variable for the flags (space-separated).", empty_is_default=True
+    )
     as_json: bool = flag(False, help="Save a JSON list instead of space-separated text.")
 
 
@@ -203,9 +212,10 @@ class ImapMove(Parameters):
 class ImapFolderInfo(Parameters):
     connection: str = _connection()
     folder: str | None = text("", help="Folder; empty = the selected one.")
-    save_to: str | None = variable(
+    save_to: str = variable(
         "FolderInfo",
         help="Variable for JSON {folder,total,unseen,recent,uidnext,uidvalidity}.",
+        empty_is_default=True,
     )
 
 

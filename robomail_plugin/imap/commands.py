@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from robomail_plugin import errors
-from robomail_plugin.imap.actions import DEFAULT_CONNECTION, FlagOperation
+from robomail_plugin.imap.actions import FlagOperation
 from robomail_plugin.imap.fetch import iter_messages
 from robomail_plugin.imap.search import (
     SearchPlan,
@@ -68,9 +68,8 @@ _KEYWORD_RE = re.compile(r"^[!#$&'+\-./0-9:<=>?@A-Z^_`a-z|~]+$")  # IMAP atom wi
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def _session(ctx: ActionContext, connection: str | None, *, closing: bool = False) -> ImapSession:
-    """The open IMAP connection of that name ("" or None: the default one)."""
-    name = connection or DEFAULT_CONNECTION
+def _session(ctx: ActionContext, name: str, *, closing: bool = False) -> ImapSession:
+    """The open IMAP connection of that name."""
     session = ctx.connection(name, KIND)
     if not isinstance(session, ImapSession):
         raise errors.InvalidParameter(f"connection {name!r} is not an IMAP connection.")
@@ -264,7 +263,7 @@ def _store_changes_nothing(
 
 
 def run_open(services: Services, ctx: ActionContext, params: ImapOpen) -> None:
-    name = params.connection or DEFAULT_CONNECTION
+    name = params.connection
     ImapSession.release_dropped(ctx, name)
     session = connect_session(ctx, params.login, services)
     try:
@@ -285,7 +284,7 @@ def run_open(services: Services, ctx: ActionContext, params: ImapOpen) -> None:
 
 
 def run_close(ctx: ActionContext, params: ImapClose) -> None:
-    name = params.connection or DEFAULT_CONNECTION
+    name = params.connection
     session = _session(ctx, params.connection, closing=True)
     ctx.close_connection(name, KIND)
     try:
@@ -317,7 +316,7 @@ def run_mail_loop(ctx: ActionContext, params: ImapMailLoop) -> Iterator[dict[str
     session = _session(ctx, params.connection)
     conditions = parse_conditions(params.filters.conditions, params.filters.match)
     plan = plan_search(params.messages, conditions)
-    max_messages = params.max_messages or 0
+    max_messages = params.max_messages
     if max_messages < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more.")
     if params.uids_only and not params.save_uids_to:
@@ -392,7 +391,7 @@ def _loop_selected(
     plan: SearchPlan,
     max_messages: int,
 ) -> Iterator[dict[str, Any]]:
-    save_to = params.save_to or "Msg"
+    save_to = params.save_to
     read_only = session.read_only
     mark_seen = params.mark_seen
     if mark_seen and read_only:
@@ -473,7 +472,7 @@ def run_download(ctx: ActionContext, params: ImapDownload) -> None:
         number=number,
         save_to_file=params.save_to_file or None,
         folder=params.folder or None,
-        file_name=params.file_name or "{uid}.eml",
+        file_name=params.file_name,
         if_exists=if_exists,
         parsed=msg,
     )
@@ -501,7 +500,7 @@ def run_get_flags(ctx: ActionContext, params: ImapGetFlags) -> None:
     flags = [f.decode() if isinstance(f, bytes) else str(f) for f in entry.get(b"FLAGS", ())]
     session.flags_changed(uid, flags)
     value: Any = flags if params.as_json else " ".join(flags)
-    ctx.set_variable(params.save_to or "Flags", value)
+    ctx.set_variable(params.save_to, value)
 
 
 def run_set_flags(ctx: ActionContext, params: ImapSetFlags) -> None:
@@ -772,5 +771,5 @@ def run_folder_info(ctx: ActionContext, params: ImapFolderInfo) -> None:
         "uidnext": int(status.get(b"UIDNEXT", 0)),
         "uidvalidity": int(status.get(b"UIDVALIDITY", 0)),
     }
-    ctx.set_variable(params.save_to or "FolderInfo", info)
+    ctx.set_variable(params.save_to, info)
     ctx.log(f"{folder!r}: {info['total']} messages, {info['unseen']} unseen")

@@ -46,7 +46,11 @@ class Retrieve(enum.StrEnum):
 
 
 def _connection() -> Any:
-    return text(DEFAULT_CONNECTION, help="Name of the POP3 connection (as given to POP3 Open).")
+    return text(
+        DEFAULT_CONNECTION,
+        help="Name of the POP3 connection (as given to POP3 Open).",
+        empty_is_default=True,
+    )
 
 
 def _number() -> Any:
@@ -93,7 +97,9 @@ class Pop3MailLoop(Parameters):
     match: Match = choice(
         Match, Match.ALL, help="all = every condition must hold; any = one is enough."
     )
-    save_to: str | None = variable("Msg", help="Variable for each message's Message info JSON.")
+    save_to: str = variable(
+        "Msg", help="Variable for each message's Message info JSON.", empty_is_default=True
+    )
     skip_seen: bool = flag(
         False,
         help="Skip messages this task already processed in earlier runs (remembered by UIDL, "
@@ -109,6 +115,7 @@ class Pop3DownloadEmail(Parameters):
     folder: str | None = path(help="Folder to save into (created if missing), with file_name.")
     file_name: str = text(
         "{uid}.eml",
+        empty_is_default=True,
         help="File name in folder; {uid}, {number}, {subject}, {from}, {from_address}, {date}, "
         "{message_id} are filled in.",
     )

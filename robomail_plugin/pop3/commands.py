@@ -19,7 +19,6 @@ from robomail_plugin.message import files
 from robomail_plugin.message.conditions import Conditions, parse_conditions
 from robomail_plugin.message.info import message_info, parse_message, walk_parts
 from robomail_plugin.pop3.actions import (
-    DEFAULT_CONNECTION,
     KIND,
     OnClose,
     Pop3Close,
@@ -188,8 +187,8 @@ class Pop3Session:
         self.quit()
 
 
-def _session(ctx: ActionContext, connection: str | None) -> Pop3Session:
-    session: Pop3Session = ctx.connection(connection or DEFAULT_CONNECTION, KIND)
+def _session(ctx: ActionContext, name: str) -> Pop3Session:
+    session: Pop3Session = ctx.connection(name, KIND)
     return session
 
 
@@ -204,7 +203,7 @@ def account_key(settings: connect.ConnectionSettings) -> str:
 
 def run_open(services: Services, ctx: ActionContext, params: Pop3Open) -> None:
     settings = connect.ConnectionSettings.from_login(params.login)
-    name = params.connection or DEFAULT_CONNECTION
+    name = params.connection
     pop = connect.open_pop3(settings, services, log=ctx.log, add_secret=ctx.add_secret)
     session = Pop3Session(pop, settings)
     try:
@@ -219,7 +218,7 @@ def run_open(services: Services, ctx: ActionContext, params: Pop3Open) -> None:
 
 
 def run_close(ctx: ActionContext, params: Pop3Close) -> None:
-    name = params.connection or DEFAULT_CONNECTION
+    name = params.connection
     session: Pop3Session = ctx.close_connection(name, KIND)
     if params.on_close == OnClose.DISCARD:
         session.discard()
@@ -259,10 +258,10 @@ def run_loop(ctx: ActionContext, params: Pop3MailLoop) -> Iterator[dict[str, Any
     conditions = parse_conditions(params.conditions, params.match)
     session = _session(ctx, params.connection)
     whole = params.retrieve == Retrieve.WHOLE or conditions.needs_body
-    limit = params.max_messages or 0
+    limit = params.max_messages
     if limit < 0:
         raise errors.InvalidParameter("max_messages must be 0 (no limit) or more")
-    save_to = params.save_to or "Msg"
+    save_to = params.save_to
     table = dict(session.uidl())  # the snapshot
     numbers = sorted(table, reverse=params.order == Order.NEWEST)
     state_key = "skip_seen:" + account_key(session.settings)
@@ -296,7 +295,7 @@ def run_download(ctx: ActionContext, params: Pop3DownloadEmail) -> None:
     path = files.save_raw_message(data, uid=uid, number=number,
                                   save_to_file=params.save_to_file or None,
                                   folder=params.folder or None,
-                                  file_name=params.file_name or "{uid}.eml",
+                                  file_name=params.file_name,
                                   if_exists=params.if_exists)
     saved: list[str] = []
     if params.attachments_folder:

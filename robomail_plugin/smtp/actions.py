@@ -60,7 +60,7 @@ class SendEmail(Parameters):
         help="text; html; or html+text = HTML with a plain-text alternative derived from it.",
     )
     body_file: str | None = path(help="Read the body from this file (UTF-8; used instead of body).")
-    charset: str = text("utf-8", help="Charset of the text parts.")
+    charset: str = text("utf-8", help="Charset of the text parts.", empty_is_default=True)
     attachments: Any = data(
         help="Files to attach: paths separated by ';' (or a list); wildcards such as "
         "C:/out/*.pdf. A missing file stops the action before anything is sent."

@@ -232,7 +232,7 @@ def build_message(params: SendEmail, sender: Address) -> tuple[EmailMessage, lis
 def _charset(params: SendEmail) -> str:
     """The body's charset, checked by name before building: an unknown one is a parameter
     error, not a LookupError from deep inside the email package. An empty one is utf-8."""
-    charset = (params.charset or "utf-8").strip()
+    charset = params.charset.strip()
     try:
         "".encode(charset)
     except LookupError:

@@ -105,7 +105,7 @@ class ImapTriggerOptions(
 
 class EmailArrivedImap(Parameters):
     login: ImapLogin = group(ImapLogin)
-    folder: str = text("INBOX", help="IMAP folder to watch.")
+    folder: str = text("INBOX", help="IMAP folder to watch.", empty_is_default=True)
     messages: Messages = choice(
         Messages,
         Messages.ALL,

@@ -100,7 +100,7 @@ class ImapWatch:
         self.settings = ConnectionSettings.from_login(params.login)
         conditions = parse_conditions(params.filters.conditions, params.filters.match)
         self.plan: SearchPlan = plan_search(params.messages, conditions)
-        self.folder = folder_name(params.folder or "INBOX")
+        self.folder = folder_name(params.folder)
         self.push = params.push
         options = params.options
         self.poll_interval = positive_int("poll_interval", options.poll_interval)
