@@ -130,12 +130,12 @@ class Parameters:
         for field in _fields(type(self)):
             if field.name in values:
                 value = values.pop(field.name)
-                if field.converter is not None:
-                    value = field.converter(value)  # type: ignore[operator]
             elif field.default is attrs.NOTHING:
                 raise TypeError(f"{type(self).__name__} needs {field.name!r}")
             else:
                 value = field.default
+            if field.converter is not None:  # defaults too, as attrs does: a choice's member
+                value = field.converter(value)  # type: ignore[operator]
             object.__setattr__(self, field.name, value)
         if values:
             raise TypeError(f"{type(self).__name__} has no parameter {', '.join(values)}")

@@ -197,3 +197,9 @@ def test_an_empty_value_means_the_default_only_where_the_field_says_so() -> None
 
     bound = bind(Named, {"connection": "", "save_to": "", "folder": ""})
     assert (bound.connection, bound.save_to, bound.folder) == ("IMAP", "Msg", "")
+
+
+def test_a_choice_left_at_its_default_is_the_enum_member_too() -> None:
+    bound = bind(Example, {"name": "n", "host": "h"})
+    assert bound.colour is Colour.GREEN
+    assert bind(ImapLogin, {"server": "s"}).auth is Auth.PASSWORD
